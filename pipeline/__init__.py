@@ -1,0 +1,1 @@
+"""callqa: recorded customer calls in, scored and searchable Parquet tables out."""

