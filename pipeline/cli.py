@@ -11,9 +11,9 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -36,7 +36,7 @@ err = Console(stderr=True)
 out = Console()
 
 
-class Device(str, Enum):
+class Device(StrEnum):
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
@@ -44,16 +44,20 @@ class Device(str, Enum):
 
 Inputs = Annotated[list[Path], typer.Argument(help="Audio files or folders (searched recursively).", show_default=False)]
 OutDir = Annotated[Path, typer.Option("--out", "-o", help="Folder for the Parquet tables.")]
-Config = Annotated[Optional[Path], typer.Option(help="TOML file with [ingest], [transcribe], [segment] sections and `rubric`.")]
-Model = Annotated[Optional[str], typer.Option(help="faster-whisper model name, local model folder, or bundled:tiny.en (default).")]
-DeviceOpt = Annotated[Optional[Device], typer.Option(help="auto uses CUDA (float16) when a GPU is present, else CPU (int8).")]
-BatchSize = Annotated[Optional[int], typer.Option(help="Batched inference size; 0 decodes sequentially. Default 8.")]
-Threads = Annotated[Optional[int], typer.Option(help="CPU threads for the speech model; 0 uses every core.")]
-ChannelRoles = Annotated[Optional[str], typer.Option(help="Role of each channel of stereo calls, comma-separated. Default agent,customer.")]
-Manifest = Annotated[Optional[Path], typer.Option(help="CSV with a path column and agent_id, team, call_time, direction.")]
-FilenamePattern = Annotated[Optional[str], typer.Option(help=r"Regex with named groups for metadata in file names, e.g. '(?P<agent_id>\w+)_'.")]
-RubricOpt = Annotated[Optional[Path], typer.Option(help="Rubric TOML file (default: the bundled rubric).")]
+Config = Annotated[Path | None, typer.Option(help="TOML file with [ingest], [transcribe], [segment] sections and `rubric`.")]
+Model = Annotated[str | None, typer.Option(help="faster-whisper model name, local model folder, or bundled:tiny.en (default).")]
+DeviceOpt = Annotated[Device | None, typer.Option(help="auto uses CUDA (float16) when a GPU is present, else CPU (int8).")]
+BatchSize = Annotated[int | None, typer.Option(help="Batched inference size; 0 decodes sequentially. Default 8.")]
+Threads = Annotated[int | None, typer.Option(help="CPU threads for the speech model; 0 uses every core.")]
+ChannelRoles = Annotated[str | None, typer.Option(help="Role of each channel of stereo calls, comma-separated. Default agent,customer.")]
+Manifest = Annotated[Path | None, typer.Option(help="CSV with a path column and agent_id, team, call_time, direction.")]
+FilenamePattern = Annotated[str | None, typer.Option(help=r"Regex with named groups for metadata in file names, e.g. '(?P<agent_id>\w+)_'.")]
+RubricOpt = Annotated[Path | None, typer.Option(help="Rubric TOML file (default: the bundled rubric).")]
 FailFast = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failing call instead of recording it and going on.")]
+Transcripts = Annotated[
+    list[Path] | None,
+    typer.Argument(help="Transcript files or folders (.json, .jsonl, .vtt). Omit to re-score the calls already in --out.", show_default=False),
+]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")]
 
 
@@ -197,7 +201,7 @@ def transcribe(
 
 @app.command()
 def score(
-    inputs: Annotated[Optional[list[Path]], typer.Argument(help="Transcript files or folders (.json, .jsonl, .vtt). Omit to re-score the calls already in --out.", show_default=False)] = None,
+    inputs: Transcripts = None,
     out_dir: OutDir = Path("callqa-out"),
     config: Config = None,
     rubric: RubricOpt = None,
@@ -206,7 +210,8 @@ def score(
 ) -> None:
     """Score transcript files, or re-score the calls already transcribed in --out.
 
-    Re-scoring reads the stored utterances: a changed rubric needs no new transcription. Example: callqa score transcripts/ --out out/   or   callqa score --out out/ --rubric my.toml
+    Re-scoring reads the stored utterances: a changed rubric needs no new transcription.
+    Examples: callqa score transcripts/ --out out/ ; callqa score --out out/ --rubric my.toml
     """
     with _exit_on_error():
         options = _options(config, rubric=rubric)

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
@@ -121,7 +121,7 @@ def _write(out_dir: Path, results: Results, options: Options, tables: Iterable[s
     meta = metadata_json(
         callqa_version=version("callqa"),
         options=options.as_json(),
-        written_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        written_at=datetime.now(UTC).isoformat(timespec="seconds"),
         **metadata,
     )
     for table in tables:

@@ -75,11 +75,13 @@ def _load_patterns(rubric_path: Path, pattern_file: str, labels: set[str]) -> li
             raise _fail(path, f"line {line_no}", f"not valid JSON ({exc.msg})", "write one JSON object per line") from None
         missing = {"label", "id", "pattern"} - set(pattern)
         if missing:
-            raise _fail(path, f"line {line_no}", f"missing {sorted(missing)}", 'give every pattern a "label" (criterion), an "id" (rule) and a "pattern"')
+            fix = 'give every pattern a "label" (criterion), an "id" (rule) and a "pattern"'
+            raise _fail(path, f"line {line_no}", f"missing {sorted(missing)}", fix)
         if pattern["label"] not in labels:
             raise _fail(path, f"line {line_no}", f"label {pattern['label']!r} is not a criterion or marker", f"use one of {sorted(labels)}")
         if not pattern["id"].startswith(pattern["label"] + "."):
-            raise _fail(path, f"line {line_no}", f"rule id {pattern['id']!r} is not namespaced", f"start it with {pattern['label']!r}, e.g. {pattern['label']}.my_rule")
+            label = pattern["label"]
+            raise _fail(path, f"line {line_no}", f"rule id {pattern['id']!r} is not namespaced", f"start it with {label!r}, e.g. {label}.my_rule")
         patterns.append(pattern)
     return patterns
 

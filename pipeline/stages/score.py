@@ -295,8 +295,9 @@ def interruptions(criterion: Criterion, turns: Sequence[Turn]) -> Outcome:
             None,
         )
         if talked_over is not None:
-            findings.append(_finding(criterion, f"interruptions.{criterion.role}_barge_in", "flag", turn,
-                                     detail=f"started {talked_over.utterance.end_s - u.start_s:.1f} s before utterance {talked_over.utterance.utterance_idx} ended"))
+            other = talked_over.utterance
+            detail = f"started {other.end_s - u.start_s:.1f} s before utterance {other.utterance_idx} ended"
+            findings.append(_finding(criterion, f"interruptions.{criterion.role}_barge_in", "flag", turn, detail=detail))
     max_allowed = criterion.params["max_allowed"]
     return Outcome(
         score=round(max(0.0, 1.0 - len(findings) / max_allowed), 3),
@@ -334,7 +335,7 @@ def build_turns(utterances: Sequence[Utterance], words: Sequence[Word], annotato
     for w in sorted(words, key=lambda w: w.start_s):
         by_utterance.setdefault(w.utterance_idx, []).append(w)
     annotations = annotator.annotate([u.text for u in utterances])
-    return [Turn(u, a, tuple(by_utterance.get(u.utterance_idx, ()))) for u, a in zip(utterances, annotations)]
+    return [Turn(u, a, tuple(by_utterance.get(u.utterance_idx, ()))) for u, a in zip(utterances, annotations, strict=True)]
 
 
 def score_call(

@@ -99,6 +99,10 @@ def group_utterances(
     return labelled, utterances
 
 
+def _review_reason(diarizer: Diarizer) -> str:
+    return MONO_REVIEW_REASON if diarizer.mode == "none" else "agent or customer role missing from the channel map"
+
+
 def segment(
     call: Call, words: Sequence[Word], audio: Sequence[np.ndarray], options: SegmentOptions
 ) -> tuple[Call, list[Word], list[Utterance]]:
@@ -112,7 +116,7 @@ def segment(
         diarization_mode=diarizer.mode,
         n_speakers=len(roles),
         needs_review=not roles_known,
-        review_reason=None if roles_known else (MONO_REVIEW_REASON if diarizer.mode == "none" else "agent or customer role missing from the channel map"),
+        review_reason=None if roles_known else _review_reason(diarizer),
         n_utterances=len(utterances),
         n_words=len(words),
         status="transcribed",

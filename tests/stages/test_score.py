@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+import pytest
+
+from pipeline.records import Call, Utterance
+from pipeline.rubric import load_rubric
+from pipeline.stages.score import score_call
+
+RUBRIC = load_rubric()
+EXAMPLES = [(c.name, e) for c in RUBRIC.criteria for e in c.examples]
+COUNTEREXAMPLES = [(c, text) for c in RUBRIC.criteria for text in c.counterexamples]
+
+
+@pytest.mark.parametrize("criterion, example", EXAMPLES, ids=[e.text[:40] for _, e in EXAMPLES])
+def test_rubric_example_matches(annotator, criterion, example):
+    annotation = annotator.annotate([example.text])[0]
+    assert set(example.rules) <= {h.rule_id for h in annotation.hits}
+    if example.question:
+        assert annotation.question_type == example.question
+
+
+@pytest.mark.parametrize("criterion, text", COUNTEREXAMPLES, ids=[t[:40] for _, t in COUNTEREXAMPLES])
+def test_rubric_counterexample_does_not_match(annotator, criterion, text):
+    annotation = annotator.annotate([text])[0]
+    labels = {criterion.name} | ({criterion.params["pitch_marker"]} if criterion.kind == "discovery" else set())
+    assert not [h.rule_id for h in annotation.hits if h.label in labels]
+    if criterion.kind == "discovery":
+        assert annotation.question_type is None
+
+
+def conversation(*turns: tuple[str, str], gap_s: float = 0.5) -> list[Utterance]:
+    """Utterances from (role, text) pairs, each lasting one second per five words."""
+    utterances, t = [], 0.0
+    for idx, (role, text) in enumerate(turns):
+        duration = max(1.0, len(text.split()) / 5)
+        utterances.append(Utterance("c1", idx, role, role, None, t, t + duration, text, len(text.split())))
+        t += duration + gap_s
+    return utterances
+
+
+def scored(annotator, utterances):
+    call = Call("c1", "x.wav", "audio", 60.0, 2, 16000)
+    call, labelled, findings, scores = score_call(call, utterances, [], RUBRIC, annotator)
+    return call, labelled, findings, {s.criterion: s for s in scores}
+
+
+def rule_ids(findings) -> set[str]:
+    return {f.rule_id for f in findings}
+
+
+def test_score_flags_pitch_before_discovery(annotator):
+    call, _, findings, scores = scored(annotator, conversation(
+        ("agent", "Hi, this is Joe from Contoso."),
+        ("agent", "We offer the best cloud backup in the country."),
+        ("customer", "Okay."),
+        ("agent", "What do you use today?"),
+    ))
+    assert call.pitch_first is True and call.n_questions_before_pitch == 0
+    assert {"discovery.first_pitch", "discovery.pitch_first"} <= rule_ids(findings)
+    assert scores["discovery"].score == 0 and scores["discovery"].passed is False
+
+
+def test_score_credits_discovery_questions_before_the_pitch(annotator):
+    call, labelled, findings, scores = scored(annotator, conversation(
+        ("agent", "Thank you for calling Contoso, my name is Joe, how can I help you?"),
+        ("customer", "We lose files sometimes."),
+        ("agent", "What happens when you lose them?"),
+        ("customer", "We redo the work."),
+        ("agent", "Do you back up every day?"),
+        ("customer", "No."),
+        ("agent", "Our backup plan saves every file each hour."),
+    ))
+    assert call.pitch_first is False and call.n_questions_before_pitch == 2
+    assert [f.utterance_idx for f in findings if f.rule_id == "discovery.question_before_pitch"] == [2, 4]
+    assert scores["discovery"].passed is True
+    assert [u.is_pitch for u in labelled] == [False] * 6 + [True]
+    assert labelled[2].question_type == "open" and labelled[4].question_type == "closed"
+
+
+def test_score_opening_counts_only_the_agents_first_three_sentences(annotator):
+    _, _, findings, scores = scored(annotator, conversation(
+        ("agent", "Yeah."),
+        ("customer", "Hello?"),
+        ("agent", "Account number?"),
+        ("agent", "Okay."),
+        ("agent", "Thank you for calling Contoso, my name is Joe. How can I help you?"),
+    ))
+    assert scores["opening"].score == 0
+    assert {f.rule_id for f in findings if f.kind == "miss" and f.criterion == "opening"} == {
+        "opening.greeting", "opening.agent_name", "opening.company", "opening.offer_help"}
+
+
+def test_score_opening_evidence_names_the_words(annotator):
+    _, _, findings, scores = scored(annotator, conversation(
+        ("agent", "Good morning, this is Anna from Fabrikam. How can I help you today?"),
+    ))
+    assert scores["opening"].score == 1.0
+    greeting = next(f for f in findings if f.rule_id == "opening.greeting")
+    assert (greeting.text, greeting.role, greeting.utterance_idx) == ("Good morning", "agent", 0)
+
+
+def test_score_counts_empathy_and_ownership_of_the_agent_only(annotator):
+    _, _, findings, scores = scored(annotator, conversation(
+        ("customer", "I'm sorry to hear you say that, I'll take care of it myself."),
+        ("agent", "I can imagine how frustrating that is. I'll take care of this for you."),
+    ))
+    assert {f.role for f in findings if f.criterion in ("empathy", "ownership")} == {"agent"}
+    assert scores["empathy"].score == 1.0 and scores["ownership"].score == 1.0
+
+
+@pytest.mark.parametrize("agent_words, customer_words, in_band", [(10, 10, True), (40, 5, False), (2, 40, False)])
+def test_score_talk_ratio_against_the_band(annotator, agent_words, customer_words, in_band):
+    call, _, findings, scores = scored(annotator, conversation(
+        ("agent", " ".join(["word"] * agent_words) + "."),
+        ("customer", " ".join(["word"] * customer_words) + "."),
+    ))
+    expected_share = max(1.0, agent_words / 5) / (max(1.0, agent_words / 5) + max(1.0, customer_words / 5))
+    assert call.agent_talk_share == pytest.approx(expected_share, abs=0.001)
+    assert scores["talk_ratio"].passed is in_band
+    assert "talk_ratio.agent_share" in rule_ids(findings)
+
+
+def test_score_interruptions_flags_barge_in_not_backchannel(annotator):
+    utterances = [
+        Utterance("c1", 0, "ch1", "customer", 1, 0.0, 8.0, "I have been waiting for three weeks and nobody ever calls me back", 13),
+        Utterance("c1", 1, "ch0", "agent", 0, 2.0, 2.4, "Mm-hm.", 1),
+        Utterance("c1", 2, "ch0", "agent", 0, 6.0, 9.0, "What is your account number?", 5),
+    ]
+    call, _, findings, scores = scored(annotator, utterances)
+    flags = [f for f in findings if f.rule_id == "interruptions.agent_barge_in"]
+    assert [f.utterance_idx for f in flags] == [2]
+    assert call.n_agent_interruptions == 1 and scores["interruptions"].passed is False
+
+
+def test_score_next_steps_elements(annotator):
+    _, _, findings, scores = scored(annotator, conversation(
+        ("agent", "I will send you the proposal by Friday."),
+        ("agent", "I'll need you to sign the form."),
+        ("agent", "Just to recap, proposal Friday, form from you."),
+    ))
+    assert scores["next_steps"].score == 1.0
+    assert {"next_steps.deadline", "next_steps.customer_action", "next_steps.recap"} <= rule_ids(findings)
+
+
+def test_score_without_roles_leaves_scores_empty_rather_than_guessing(annotator):
+    utterances = [Utterance("c1", 0, "mono", "unknown", 0, 0.0, 2.0, "We offer the best plan.", 5)]
+    call, _, findings, scores = scored(annotator, utterances)
+    assert call.score is None and findings == []
+    assert all(s.score is None and "roles unknown" in s.detail for s in scores.values())
+
+
+def test_score_overall_is_the_weighted_mean(annotator):
+    call, _, _, scores = scored(annotator, conversation(("agent", "Hello."), ("customer", "Hi.")))
+    weighted = [(s.score, s.weight) for s in scores.values() if s.score is not None]
+    assert call.score == pytest.approx(100 * sum(s * w for s, w in weighted) / sum(w for _, w in weighted), abs=0.05)
+    assert call.status == "scored" and call.rubric_version == RUBRIC.version

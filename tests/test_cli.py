@@ -1,0 +1,91 @@
+"""The CLI: every --help, every error path, exit codes, and the stage commands."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLE_DIR
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.store import read_metadata, read_table
+
+runner = CliRunner()
+SHORT_CALL = SAMPLE_DIR / "poor_opening.mp3"
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["transcribe"], ["score"], ["show"]])
+def test_help_explains_every_command(command):
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.output and len(result.output.splitlines()) > 5
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "no/such/folder", "--out", "{tmp}"], "does not exist"),
+    (["run", str(SHORT_CALL), "--out", "{tmp}", "--rubric", "missing.toml"], "rubric file"),
+    (["run", str(SHORT_CALL), "--out", "{tmp}", "--config", "missing.toml"], "config file"),
+    (["run", str(SHORT_CALL), "--out", "{tmp}", "--channel-roles", "boss,customer"], "not valid"),
+    (["run", str(SHORT_CALL), "--out", "{tmp}", "--model", "no-such-model-xyz"], "cannot load model"),
+    (["run", "{empty}", "--out", "{tmp}"], "no audio files"),
+    (["score", "--out", "{tmp}"], "callqa transcribe"),
+    (["score", "{empty}", "--out", "{tmp}"], "no transcripts"),
+    (["show", "{tmp}"], "no calls.parquet"),
+])
+def test_errors_exit_2_with_a_clear_message(tmp_path, args, message):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(app, [a.format(tmp=tmp_path / "out", empty=empty) for a in args])
+    assert result.exit_code == 2
+    assert message in " ".join(result.stderr.split())
+
+
+def test_corrupt_file_becomes_a_failure_row_and_the_rest_is_scored(tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(SHORT_CALL, inputs / "good.mp3")
+    (inputs / "broken.wav").write_text("this is not audio")
+    result = runner.invoke(app, ["run", str(inputs), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    (failure,) = read_table(tmp_path / "out", "failures")
+    assert (Path(failure.source_path).name, failure.stage, failure.error_type) == ("broken.wav", "ingest", "AudioError")
+    (call,) = read_table(tmp_path / "out", "calls")
+    assert call.status == "scored" and call.score is not None
+    assert "1 failed" in " ".join(result.stderr.split())
+
+
+def test_score_reads_existing_transcripts(tmp_path):
+    transcript = tmp_path / "call.json"
+    transcript.write_text(json.dumps({"agent_id": "a7", "utterances": [
+        {"speaker": "Agent", "start_s": 0.0, "end_s": 3.0, "text": "Thank you for calling Contoso, my name is Ann. How can I help you?"},
+        {"speaker": "Customer", "start_s": 3.5, "end_s": 5.0, "text": "My bill is wrong."},
+        {"speaker": "Agent", "start_s": 5.5, "end_s": 7.0, "text": "I'm sorry to hear that. I'll take care of it."},
+    ]}))
+    result = runner.invoke(app, ["score", str(transcript), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    (call,) = read_table(tmp_path / "out", "calls")
+    assert (call.source_kind, call.agent_id, call.needs_review) == ("transcript", "a7", False)
+    rules = {f.rule_id for f in read_table(tmp_path / "out", "findings")}
+    assert {"opening.offer_help", "empathy.sorry_to_hear", "ownership.ill_take_care"} <= rules
+
+
+def test_transcribe_then_score_with_a_changed_rubric_does_not_transcribe_again(tmp_path):
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["transcribe", str(SHORT_CALL), "--out", str(out)]).exit_code == 0
+    (transcribed,) = read_table(out, "calls")
+    assert transcribed.status == "transcribed" and not (out / "findings.parquet").exists()
+    words_before = (out / "words.parquet").read_bytes()
+
+    rubric_dir = tmp_path / "rubric"
+    shutil.copytree(Path(__file__).parent.parent / "pipeline" / "rubric", rubric_dir, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    toml = rubric_dir / "default.toml"
+    toml.write_text(toml.read_text().replace('version = "', 'version = "custom-', 1))
+    result = runner.invoke(app, ["score", "--out", str(out), "--rubric", str(toml)])
+    assert result.exit_code == 0, result.output
+    (scored,) = read_table(out, "calls")
+    assert scored.status == "scored" and scored.rubric_version.startswith("custom-")
+    assert read_metadata(out, "findings")["rubric_version"].startswith("custom-")
+    assert (out / "words.parquet").read_bytes() == words_before
