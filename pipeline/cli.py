@@ -93,7 +93,7 @@ def _exit_on_error() -> Iterator[None]:
     try:
         yield
     except CallqaError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
 
 
@@ -120,7 +120,7 @@ def _execute(task: Callable[[runner.ProgressHook], runner.Summary], verbose: boo
 
 def _finish(summary: runner.Summary) -> None:
     _print_calls(summary.out_dir)
-    err.print(summary.line(), highlight=False)
+    err.print(summary.line(), highlight=False, soft_wrap=True)
     if summary.n_failed:
         err.print(f"[yellow]{summary.n_failed} call(s) failed: see {summary.out_dir / 'failures.parquet'}[/]")
         raise typer.Exit(code=1)

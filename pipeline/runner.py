@@ -69,18 +69,18 @@ class Summary:
 
 
 class CallFailed(Exception):
-    """A per-call error, tagged with the stage it happened in."""
+    """A per-call error, tagged with the stage it happened in and the call's id once known."""
 
-    def __init__(self, stage: str, error: BaseException):
+    def __init__(self, stage: str, error: BaseException, call_id: str | None):
         super().__init__(str(error))
-        self.stage, self.error = stage, error
+        self.stage, self.error, self.call_id = stage, error, call_id
 
 
-def _stage(name: str, fn: Callable, *args):
+def _stage(name: str, fn: Callable, *args, call_id: str | None = None):
     try:
         return fn(*args)
     except (CallqaError, OSError, ValueError, RuntimeError) as exc:
-        raise CallFailed(name, exc) from exc
+        raise CallFailed(name, exc, call_id) from exc
 
 
 class Scorer:
@@ -108,7 +108,7 @@ def _process(items: Sequence, step: str, handle: Callable, results: Results, pro
                 raise failure.error from failure
             log.warning("%s failed at %s: %s", label, failure.stage, failure)
             results.failures.append(Failure(
-                call_id=getattr(item, "call_id", None),
+                call_id=failure.call_id,
                 source_path=str(getattr(item, "source_path", item)),
                 stage=failure.stage,
                 error_type=type(failure.error).__name__,
@@ -168,14 +168,14 @@ def run_audio(
             return
         seen_ids[call.call_id] = path
         call = dataclasses.replace(call, model=transcriber.identity)
-        words = _stage("transcribe", transcribe, call, audio, transcriber)
-        call, words, utterances = _stage("segment", segment, call, words, audio, options.segment)
-        results.words += words
+        words = _stage("transcribe", transcribe, call, audio, transcriber, call_id=call.call_id)
+        call, words, utterances = _stage("segment", segment, call, words, audio, options.segment, call_id=call.call_id)
         if scorer is None:
             results.calls.append(call)
             results.utterances += utterances
         else:
-            _stage("score", scorer, call, utterances, words, results)
+            _stage("score", scorer, call, utterances, words, results, call_id=call.call_id)
+        results.words += words
 
     _process(paths, "transcribe" if scorer is None else "run", handle, results, progress, fail_fast)
     tables = ["calls", "utterances", "words", "failures"] + (["findings", "scores"] if scorer else [])
@@ -197,7 +197,7 @@ def score_transcripts(
 
     def handle(path: Path, results: Results) -> None:
         call, utterances = _stage("ingest", read_transcript, path, options.ingest)
-        _stage("score", scorer, call, utterances, [], results)
+        _stage("score", scorer, call, utterances, [], results, call_id=call.call_id)
 
     _process(paths, "score", handle, results, progress, fail_fast)
     _write(out_dir, results, options, ["calls", "utterances", "words", "findings", "scores", "failures"],
@@ -220,7 +220,7 @@ def rescore(out_dir: Path, options: Options, *, progress: ProgressHook = no_prog
     results = Results()
 
     def handle(call: Call, results: Results) -> None:
-        _stage("score", scorer, call, utterances_of.get(call.call_id, []), words_of.get(call.call_id, []), results)
+        _stage("score", scorer, call, utterances_of.get(call.call_id, []), words_of.get(call.call_id, []), results, call_id=call.call_id)
 
     _process(calls, "score", handle, results, progress, fail_fast)
     summary = _summary(out_dir, len(calls), results, started)

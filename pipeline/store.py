@@ -20,6 +20,12 @@ def table_path(out_dir: Path, table: str) -> Path:
     return out_dir / f"{table}.parquet"
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def write_table(out_dir: Path, table: str, records: Sequence[object], metadata: Mapping[str, str]) -> Path:
     """Write a table atomically: a temp file in the same folder, fsynced, then renamed over."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -28,6 +34,7 @@ def write_table(out_dir: Path, table: str, records: Sequence[object], metadata: 
     path = table_path(out_dir, table)
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{table}.", suffix=".parquet.tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs follow the umask like any file
         with os.fdopen(fd, "wb") as f:
             pq.write_table(arrow, f, compression=COMPRESSION)
             f.flush()

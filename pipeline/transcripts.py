@@ -18,7 +18,7 @@ import webvtt
 from pipeline.errors import TranscriptError
 from pipeline.options import IngestOptions
 from pipeline.records import Call, Utterance
-from pipeline.stages.ingest import SIDECAR_SUFFIX, call_metadata, content_id
+from pipeline.stages.ingest import SIDECAR_SUFFIX, call_metadata, content_id, parse_call_time
 
 TRANSCRIPT_SUFFIXES = frozenset({".json", ".jsonl", ".vtt"})
 SPEAKER_ROLES = {
@@ -61,9 +61,15 @@ def _rows_from_vtt(path: Path) -> list[dict]:
     except webvtt.errors.MalformedFileError as exc:
         raise TranscriptError(f"not valid WebVTT ({exc}).") from None
     return [
-        {"speaker": c.voice or "unknown", "start_s": c.start_in_seconds, "end_s": c.end_in_seconds, "text": c.text}
+        {"speaker": c.voice or "unknown", "start_s": _seconds(c.start_time), "end_s": _seconds(c.end_time), "text": c.text}
         for c in captions
     ]
+
+
+def _seconds(timestamp) -> float:
+    """webvtt-py's own `in_seconds` truncates to whole seconds."""
+    hours, minutes, seconds, milliseconds = timestamp.to_tuple()
+    return hours * 3600 + minutes * 60 + seconds + milliseconds / 1000
 
 
 def read_transcript(path: Path, options: IngestOptions) -> tuple[Call, list[Utterance]]:
@@ -73,6 +79,9 @@ def read_transcript(path: Path, options: IngestOptions) -> tuple[Call, list[Utte
     else:
         header, rows = _rows_from_json(path)
     call_id = str(header.get("call_id") or content_id(path))
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise TranscriptError(f"utterance {number} has no text; each utterance needs a \"text\" string.")
     try:
         utterances = [
             Utterance(
@@ -83,19 +92,21 @@ def read_transcript(path: Path, options: IngestOptions) -> tuple[Call, list[Utte
                 channel=None,
                 start_s=_float_or_none(row.get("start_s")),
                 end_s=_float_or_none(row.get("end_s")),
-                text=" ".join(str(row["text"]).split()),
-                n_words=len(str(row["text"]).split()),
+                text=" ".join(row["text"].split()),
+                n_words=len(row["text"].split()),
             )
-            for idx, row in enumerate(r for r in rows if str(r.get("text", "")).strip())
+            for idx, row in enumerate(r for r in rows if r["text"].strip())
         ]
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise TranscriptError(f"an utterance is malformed ({type(exc).__name__}: {exc}); each needs at least a text.") from None
+    except (TypeError, ValueError) as exc:
+        raise TranscriptError(f"an utterance has a malformed time ({exc}); start_s and end_s must be numbers.") from None
     if not utterances:
         raise TranscriptError("the transcript has no utterances with text.")
     roles = {u.role for u in utterances}
     roles_known = {"agent", "customer"} <= roles
     metadata = call_metadata(path, options, {})
-    metadata.update({k: header[k] for k in ("agent_id", "team", "direction") if header.get(k)})
+    metadata.update({k: str(header[k]) for k in ("agent_id", "team", "direction") if header.get(k)})
+    if header.get("call_time"):
+        metadata["call_time"] = parse_call_time(str(header["call_time"]))
     call = Call(
         call_id=call_id,
         source_path=str(path),

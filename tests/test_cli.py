@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import wave
 from pathlib import Path
 
 import pytest
@@ -43,18 +44,29 @@ def test_errors_exit_2_with_a_clear_message(tmp_path, args, message):
     assert message in " ".join(result.stderr.split())
 
 
-def test_corrupt_file_becomes_a_failure_row_and_the_rest_is_scored(tmp_path):
+def write_silence(path: Path, seconds: float = 3.0) -> None:
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(16000)
+        f.writeframes(b"\0\0" * int(16000 * seconds))
+
+
+def test_bad_recordings_become_failure_rows_and_the_rest_is_scored(tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()
     shutil.copy(SHORT_CALL, inputs / "good.mp3")
     (inputs / "broken.wav").write_text("this is not audio")
+    write_silence(inputs / "silence.wav")
     result = runner.invoke(app, ["run", str(inputs), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1
-    (failure,) = read_table(tmp_path / "out", "failures")
-    assert (Path(failure.source_path).name, failure.stage, failure.error_type) == ("broken.wav", "ingest", "AudioError")
+    failures = {Path(f.source_path).name: f for f in read_table(tmp_path / "out", "failures")}
+    assert (failures["broken.wav"].stage, failures["broken.wav"].error_type) == ("ingest", "AudioError")
+    assert failures["silence.wav"].stage == "transcribe" and "no speech" in failures["silence.wav"].message
+    assert failures["silence.wav"].call_id is not None
     (call,) = read_table(tmp_path / "out", "calls")
     assert call.status == "scored" and call.score is not None
-    assert "1 failed" in " ".join(result.stderr.split())
+    assert "2 failed" in " ".join(result.stderr.split())
 
 
 def test_score_reads_existing_transcripts(tmp_path):

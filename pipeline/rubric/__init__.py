@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -77,6 +78,8 @@ def _load_patterns(rubric_path: Path, pattern_file: str, labels: set[str]) -> li
         if missing:
             fix = 'give every pattern a "label" (criterion), an "id" (rule) and a "pattern"'
             raise _fail(path, f"line {line_no}", f"missing {sorted(missing)}", fix)
+        if not isinstance(pattern["label"], str) or not isinstance(pattern["id"], str):
+            raise _fail(path, f"line {line_no}", "label and id must be strings", 'write e.g. "label": "empathy", "id": "empathy.my_rule"')
         if pattern["label"] not in labels:
             raise _fail(path, f"line {line_no}", f"label {pattern['label']!r} is not a criterion or marker", f"use one of {sorted(labels)}")
         if not pattern["id"].startswith(pattern["label"] + "."):
@@ -106,7 +109,7 @@ def _criterion(path: Path, name: str, raw: Mapping) -> Criterion:
     if role not in ROLES:
         raise _fail(path, where, f"role {role!r} is not valid", f"use one of {list(ROLES)}")
     weight = raw.get("weight")
-    if not isinstance(weight, int | float) or isinstance(weight, bool) or weight < 0:
+    if not isinstance(weight, int | float) or isinstance(weight, bool) or not math.isfinite(weight) or weight < 0:
         raise _fail(path, where, f"weight {weight!r} is not a non-negative number", "set weight = 1.0 (0 reports the criterion without scoring it)")
     params = raw.get("params", {})
     required, optional = KIND_PARAMS[kind]
@@ -145,7 +148,7 @@ def load_rubric(path: Path | None = None) -> Rubric:
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise RubricError(f"rubric file {path} does not exist; pass --rubric with an existing TOML file.") from None
+        raise _fail(path, "file", "the rubric file does not exist", "pass --rubric with an existing TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise _fail(path, "file", f"not valid TOML ({exc})", "check the syntax at that line") from None
     if not isinstance(data.get("version"), str):

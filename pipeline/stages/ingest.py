@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import av
@@ -80,14 +80,16 @@ def _from_sidecar(path: Path) -> dict[str, str]:
         raise AudioError(f"sidecar {sidecar.name} is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
 
 
-def _parse_time(value: str | None) -> datetime | None:
+def parse_call_time(value: str | None) -> datetime | None:
+    """ISO 8601 or 20261123T093000; a time with a UTC offset is converted to UTC."""
     if not value:
         return None
     for parse in (datetime.fromisoformat, lambda v: datetime.strptime(v, "%Y%m%dT%H%M%S")):
         try:
-            return parse(value).replace(tzinfo=None)
+            parsed = parse(value)
         except ValueError:
             continue
+        return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
     raise AudioError(f"call_time {value!r} is not an ISO 8601 time (e.g. 2026-11-23T09:30:00).")
 
 
@@ -99,7 +101,7 @@ def call_metadata(path: Path, options: IngestOptions, manifest: Mapping[Path, Ma
         **_from_sidecar(path),
     }
     metadata = {k: (str(merged[k]) if merged.get(k) not in (None, "") else None) for k in METADATA_FIELDS}
-    metadata["call_time"] = _parse_time(metadata["call_time"])
+    metadata["call_time"] = parse_call_time(metadata["call_time"])
     return metadata
 
 

@@ -84,11 +84,13 @@ class FasterWhisperTranscriber:
                 local_files_only=True,
             )
         except Exception as exc:  # ctranslate2 and huggingface_hub raise many unrelated types
-            raise ModelError(
-                f"cannot load model {options.model!r} on {device}/{compute_type}: {exc}. "
-                "Pass --model with a local CTranslate2 model directory or a name already in the "
+            advice = (
+                "Check the CUDA driver, or pass --device cpu."
+                if device == "cuda"
+                else "Pass --model with a local CTranslate2 model directory or a name already in the "
                 "Hugging Face cache (nothing is downloaded at run time)."
-            ) from None
+            )
+            raise ModelError(f"cannot load model {options.model!r} on {device}/{compute_type}: {exc}. {advice}") from None
         self.pipeline = BatchedInferencePipeline(self.model) if options.batch_size > 0 else None
         self.identity = f"{options.model} ({device}, {compute_type})"
 
@@ -106,7 +108,7 @@ class FasterWhisperTranscriber:
         else:
             segments, _ = self.model.transcribe(samples, **kwargs)
         return [
-            RawWord(round(w.start, 3), round(w.end, 3), w.word.strip(), round(w.probability, 4))
+            RawWord(round(float(w.start), 3), round(float(w.end), 3), w.word.strip(), round(float(w.probability), 4))
             for segment in segments  # a generator: consumed here, where it is produced
             for w in segment.words or ()
             if w.word.strip()

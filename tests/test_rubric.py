@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import RubricError
+from pipeline.rubric import DEFAULT_RUBRIC, load_rubric
+
+CRITERIA = [
+    "talk_ratio",
+    "discovery",
+    "acknowledgement",
+    "empathy",
+    "ownership",
+    "opening",
+    "next_steps",
+    "interruptions",
+]
+
+
+def test_default_rubric_has_every_criterion(rubric):
+    assert [c.name for c in rubric.criteria] == CRITERIA
+    assert rubric.version == "2026.11.0"
+    assert rubric.markers == ("pitch",)
+
+
+@pytest.mark.parametrize("name", CRITERIA)
+def test_default_criterion_is_described_and_cites_a_seed_essay(rubric, name):
+    (criterion,) = [c for c in rubric.criteria if c.name == name]
+    assert criterion.description.strip()
+    assert criterion.source[:4] in {"000:", "001:", "002:", "003:", "004:"}
+    assert criterion.weight > 0
+
+
+def test_default_rule_ids_are_namespaced_by_label(rubric):
+    assert rubric.patterns
+    assert all(p["id"].startswith(p["label"] + ".") for p in rubric.patterns)
+    assert "empathy.feel_the_same" in rubric.rule_ids("empathy")
+
+
+@pytest.fixture
+def broken(tmp_path) -> Path:
+    """A writable copy of the default rubric and its patterns."""
+    shutil.copy(DEFAULT_RUBRIC, tmp_path / "rubric.toml")
+    shutil.copytree(DEFAULT_RUBRIC.parent / "patterns", tmp_path / "patterns")
+    return tmp_path / "rubric.toml"
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path.name}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def _append_pattern(folder: Path, pattern: object) -> None:
+    with (folder / "patterns" / "empathy.jsonl").open("a") as f:
+        f.write((pattern if isinstance(pattern, str) else json.dumps(pattern)) + "\n")
+
+
+RUBRIC_EDITS = {
+    "unknown-kind": (
+        'kind = "count"\nrole = "agent"\nweight = 1.0\ndescription = "The agent shows empathy',
+        'kind = "tally"\nrole = "agent"\nweight = 1.0\ndescription = "The agent shows empathy',
+        "criteria.empathy",
+    ),
+    "negative-weight": (
+        'weight = 1.5\ndescription = "The agent takes ownership',
+        'weight = -1.5\ndescription = "The agent takes ownership',
+        "criteria.ownership",
+    ),
+    "bad-role": ('kind = "talk_ratio"\nrole = "agent"', 'kind = "talk_ratio"\nrole = "boss"', "criteria.talk_ratio"),
+    "missing-param": ("params = { band = [0.35, 0.65] }", "params = {}", "criteria.talk_ratio.params"),
+    "unknown-param": ("params = { target = 1 }", "params = { target = 1, goal = 2 }", "criteria.acknowledgement.params"),
+    "missing-version": ('version = "2026.11.0"', "", "version"),
+    "element-without-pattern": ('"opening.offer_help"]', '"opening.offer_hlep"]', "criteria.opening"),
+    "example-rule-without-pattern": ('rules = ["empathy.apologize"]', 'rules = ["empathy.apologise"]', "criteria.empathy"),
+    "missing-pattern-file": ('"patterns/empathy.jsonl"', '"patterns/empathy_v2.jsonl"', "empathy_v2.jsonl"),
+    "invalid-toml": ("[criteria.talk_ratio]", "[criteria.talk_ratio", "not valid TOML"),
+}
+
+
+@pytest.mark.parametrize(("old", "new", "where"), RUBRIC_EDITS.values(), ids=RUBRIC_EDITS.keys())
+def test_broken_rubric_raises_rubric_error_naming_file_place_and_fix(broken, old, new, where):
+    _edit(broken, old, new)
+    with pytest.raises(RubricError) as excinfo:
+        load_rubric(broken)
+    message = str(excinfo.value)
+    assert str(broken) in message
+    assert where in message
+    assert "Fix:" in message
+
+
+def test_undeclared_pitch_marker_is_named(broken):
+    _edit(broken, 'pitch_marker = "pitch"', 'pitch_marker = "sales_pitch"')
+    with pytest.raises(RubricError, match="pitch_marker 'sales_pitch' is not declared.*Fix:"):
+        load_rubric(broken)
+
+
+PATTERN_LINES = {
+    "invalid-json": ('{"label": "empathy", "id": "empathy.x", "pattern": "there there"', "not valid JSON"),
+    "missing-keys": ({"label": "empathy", "pattern": "there there"}, "missing ['id']"),
+    "unknown-label": ({"label": "sympathy", "id": "sympathy.there", "pattern": "there there"}, "'sympathy'"),
+    "not-namespaced": ({"label": "empathy", "id": "there_there", "pattern": "there there"}, "not namespaced"),
+    "namespaced-by-other-label": ({"label": "empathy", "id": "ownership.there", "pattern": "there there"}, "not namespaced"),
+}
+
+
+@pytest.mark.parametrize(("line", "problem"), PATTERN_LINES.values(), ids=PATTERN_LINES.keys())
+def test_broken_pattern_line_raises_rubric_error_naming_file_line_and_fix(broken, line, problem):
+    n_lines = len((broken.parent / "patterns" / "empathy.jsonl").read_text().splitlines())
+    _append_pattern(broken.parent, line)
+    with pytest.raises(RubricError) as excinfo:
+        load_rubric(broken)
+    message = str(excinfo.value)
+    assert str((broken.parent / "patterns" / "empathy.jsonl").resolve()) in message
+    assert f"line {n_lines + 1}:" in message
+    assert problem in message
+    assert "Fix:" in message
+
+
+def test_pattern_with_non_string_id_raises_rubric_error(broken):
+    _append_pattern(broken.parent, {"label": "empathy", "id": 7, "pattern": "there there"})
+    with pytest.raises(RubricError, match="line"):
+        load_rubric(broken)
+
+
+def test_nan_weight_raises_rubric_error(broken):
+    _edit(broken, 'weight = 1.5\ndescription = "The agent takes ownership', 'weight = nan\ndescription = "The agent takes ownership')
+    with pytest.raises(RubricError, match="criteria.ownership"):
+        load_rubric(broken)
+
+
+def test_missing_rubric_file_raises_rubric_error_naming_it(tmp_path):
+    with pytest.raises(RubricError, match="absent.toml") as excinfo:
+        load_rubric(tmp_path / "absent.toml")
+    assert "--rubric" in str(excinfo.value)
+
+
+def test_missing_rubric_file_message_has_fix(tmp_path):
+    with pytest.raises(RubricError, match="Fix:"):
+        load_rubric(tmp_path / "absent.toml")
+
+
+def test_invalid_token_pattern_syntax_fails_when_the_annotator_is_built(broken):
+    from pipeline.stages.score import Annotator
+
+    _append_pattern(broken.parent, {"label": "empathy", "id": "empathy.bad", "pattern": [{"LOWERX": "hi"}]})
+    rubric = load_rubric(broken)
+    assert "empathy.bad" in rubric.rule_ids("empathy")
+    with pytest.raises(RubricError, match="not valid spaCy pattern syntax"):
+        Annotator(rubric)
