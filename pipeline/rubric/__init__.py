@@ -17,7 +17,7 @@ DEFAULT_RUBRIC = Path(__file__).parent / "default.toml"
 KIND_PARAMS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "talk_ratio": (frozenset({"band"}), frozenset()),
     "count": (frozenset({"target"}), frozenset()),
-    "elements": (frozenset({"elements"}), frozenset({"optional", "window_sentences"})),
+    "elements": (frozenset({"elements"}), frozenset({"optional", "window_sentences", "min_sentence_words"})),
     "discovery": (frozenset({"min_questions", "pitch_marker"}), frozenset({"not_discovery"})),
     "interruptions": (frozenset({"max_allowed", "min_overlap_s", "backchannels"}), frozenset()),
 }

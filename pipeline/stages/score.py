@@ -36,7 +36,7 @@ class Hit:
 @dataclass(frozen=True)
 class Annotation:
     hits: tuple[Hit, ...]
-    n_sentences: int
+    sentence_words: tuple[int, ...]  # words (punctuation aside) in each sentence
     question_type: str | None  # "open", "closed" or None
 
     def labels(self) -> set[str]:
@@ -111,7 +111,8 @@ class Annotator:
             for span in doc.spans[SPANS_KEY]
         )
         types = [q for s in sentences if (q := _question_type(s))]
-        return Annotation(hits=hits, n_sentences=len(sentences), question_type=types[0] if types else None)
+        sentence_words = tuple(sum(not t.is_punct for t in s) for s in sentences)
+        return Annotation(hits=hits, sentence_words=sentence_words, question_type=types[0] if types else None)
 
 
 def _char_span_times(turn: Turn, start_char: int, end_char: int) -> tuple[float | None, float | None]:
@@ -211,16 +212,18 @@ def count(criterion: Criterion, turns: Sequence[Turn]) -> Outcome:
 
 
 def _window_hits(criterion: Criterion, turns: Sequence[Turn]) -> list[tuple[Turn, Hit]]:
+    """Hits in the role's first N sentences. ASR punctuation cuts fragments such as
+    "Good afternoon." into sentences of their own: those shorter than min_sentence_words
+    are kept but do not use up the window."""
     window = criterion.params.get("window_sentences")
-    pairs, sentences_before = [], 0
+    min_words = criterion.params.get("min_sentence_words", 1)
+    pairs, counted = [], 0
     for turn in (t for t in turns if t.role == criterion.role):
-        if window is not None and sentences_before >= window:
-            break
-        pairs += [
-            (turn, h) for h in turn.annotation.hits
-            if h.label == criterion.name and (window is None or sentences_before + h.sentence_idx < window)
-        ]
-        sentences_before += turn.annotation.n_sentences
+        for sentence_idx, n_words in enumerate(turn.annotation.sentence_words):
+            if window is not None and counted >= window:
+                return pairs
+            pairs += [(turn, h) for h in turn.annotation.hits if h.label == criterion.name and h.sentence_idx == sentence_idx]
+            counted += n_words >= min_words
     return pairs
 
 

@@ -79,15 +79,25 @@ def test_score_credits_discovery_questions_before_the_pitch(annotator):
 
 def test_score_opening_counts_only_the_agents_first_three_sentences(annotator):
     _, _, findings, scores = scored(annotator, conversation(
-        ("agent", "Yeah."),
+        ("agent", "Yeah, go ahead please."),
         ("customer", "Hello?"),
-        ("agent", "Account number?"),
-        ("agent", "Okay."),
+        ("agent", "What is your account number?"),
+        ("agent", "Okay, what is the problem then?"),
         ("agent", "Thank you for calling Contoso, my name is Joe. How can I help you?"),
     ))
     assert scores["opening"].score == 0
     assert {f.rule_id for f in findings if f.kind == "miss" and f.criterion == "opening"} == {
         "opening.greeting", "opening.agent_name", "opening.company", "opening.offer_help"}
+
+
+def test_score_opening_window_skips_fragments_that_asr_cut_into_sentences(annotator):
+    _, _, _, scores = scored(annotator, conversation(
+        ("agent", "Good afternoon."),
+        ("agent", "Thank you for calling Northwind Internet."),
+        ("agent", "My name is Joe."),
+        ("agent", "How can I help you?"),
+    ))
+    assert scores["opening"].score == 1.0
 
 
 def test_score_opening_evidence_names_the_words(annotator):
