@@ -33,7 +33,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True)
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 130)  # cron logs: no 80-column wrapping
 
 
 class Device(StrEnum):
@@ -132,7 +132,7 @@ def _print_calls(out_dir: Path) -> None:
         return
     table = Table(title=f"calls in {out_dir}")
     for column in ("call", "source", "min", "mode", "agent talk", "q. before pitch", "pitch first", "score", "review"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=True)
     for c in sorted(calls, key=lambda c: c.source_path):
         table.add_row(
             c.call_id[:8],
