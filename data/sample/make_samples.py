@@ -14,7 +14,10 @@ turns), NAME.script.json (reference transcript with times) and
 NAME.expected.json (rubric rule ids a correct scorer must / must not find).
 
 Stereo files carry the agent on channel 0 and the customer on channel 1; mono
-files are the sum of both. 8 kHz files are band-limited to 300-3400 Hz like a
+files are the sum of all speakers. Every stereo call also gets a mono twin
+NAME_mono (same script and timeline, telephone band, Ogg Opus except the older
+good_call_mono.wav). Two mono calls have three speakers: transfer (two agents)
+and three_way (two people on the customer side). 8 kHz files are band-limited to 300-3400 Hz like a
 telephone line. Turn times are measured on the synthesized clips after their
 leading and trailing silence is trimmed. The output is deterministic: piper is
 seeded per turn and the line noise is seeded per call.
@@ -36,6 +39,7 @@ import onnxruntime
 from piper import PiperVoice, SynthesisConfig
 
 OUT_DIR = Path(__file__).resolve().parent
+OPUS_RATE = 48000  # Opus always decodes at 48 kHz, whatever rate it was fed
 SYNTH_RATE = 22050  # both piper "joe" and espeak-ng speak at this rate
 CLIP_PEAK = 0.5  # every turn is scaled to this peak before mixing
 TRIM_DB = -40  # a clip's speech starts/ends where it first/last exceeds this (re. its peak)
@@ -45,6 +49,7 @@ EDGE_S = 0.5  # silence before the first and after the last turn
 SENTENCE_PAUSE_S = 0.2  # pause piper leaves between sentences of one turn
 PIPER_SPEED = SynthesisConfig(length_scale=0.9)  # piper joe speaks 10% faster than its default
 GAPS_S = [0.5, 0.8, 0.4, 0.9, 0.6, 0.35, 0.7, 1.1, 0.45, 0.3, 0.55]  # between turns, cycled
+SHORT_GAPS_S = [0.5, 0.8, 0.4, 0.9, 0.6, 0.35, 0.7, 1.0, 0.45, 0.3, 0.55]  # the same, at most 1 s (3-speaker calls)
 
 VOICES = {
     # piper neural voice en_US-joe-medium (male)
@@ -59,19 +64,32 @@ VOICES = {
     "espeak_us_f2": {"engine": "espeak", "voice": "en-us+f2", "speed": 140, "pitch": 55, "gap": 2},
     "espeak_us_linda": {"engine": "espeak", "voice": "en-us+Linda", "speed": 150, "pitch": 50, "gap": 2},
     "espeak_us_m3": {"engine": "espeak", "voice": "en-us+m3", "speed": 140, "pitch": 40, "gap": 3},
+    "espeak_us_m7": {"engine": "espeak", "voice": "en-us+m7", "speed": 150, "pitch": 30, "gap": 2},
+    "espeak_us_m7_slow": {"engine": "espeak", "voice": "en-us+m7", "speed": 140, "pitch": 30, "gap": 3},
 }
 
 
-def agent(text, **placement):
-    """An agent turn. placement: overlap=S starts S seconds before the previous
+def agent(text, speaker="agent", **placement):
+    """An agent turn. speaker: the label of the person speaking (also the key of
+    the call's voice). placement: overlap=S starts S seconds before the previous
     turn ends (a barge-in); during=F starts at fraction F of the previous turn
     (a backchannel). Without placement the turn follows the last one after a gap."""
-    return {"role": "agent", "text": text, **placement}
+    return {"role": "agent", "speaker": speaker, "text": text, **placement}
 
 
-def customer(text, **placement):
-    """A customer turn; placement as for agent()."""
-    return {"role": "customer", "text": text, **placement}
+def customer(text, speaker="customer", **placement):
+    """A customer turn; speaker and placement as for agent()."""
+    return {"role": "customer", "speaker": speaker, "text": text, **placement}
+
+
+def agent2(text, **placement):
+    """A turn of a second agent (role agent, speaker agent2)."""
+    return agent(text, speaker="agent2", **placement)
+
+
+def customer2(text, **placement):
+    """A turn of a second person on the customer side (role customer, speaker customer2)."""
+    return customer(text, speaker="customer2", **placement)
 
 
 GOOD_CALL = [
@@ -209,6 +227,63 @@ NEXT_STEPS = [
     agent("Thank you. Talk to you on Monday."),
 ]
 
+TRANSFER = [
+    agent("Thank you for calling Northwind Internet, my name is Joe. How can I help you?"),
+    customer(
+        "Hi Joe. I am calling about my bill. I was charged for a premium plan that I never ordered."
+    ),
+    agent("When did you first notice the extra charge on your bill?"),
+    customer("I saw it on Monday, when the payment came out."),
+    agent(
+        "Thank you. Charges and refunds are handled by the billing team, "
+        "and they can change your invoice directly."
+    ),
+    customer("All right. Will I have to explain everything again?"),
+    agent(
+        "No, I am adding a note to your account now. "
+        "I will transfer you to billing. Please stay on the line for a moment."
+    ),
+    agent2("Thank you for holding, this is Sam from the billing team. How can I help you today?"),
+    customer("Hi Sam. I was charged for a plan that I never ordered."),
+    agent2("I can help with that. Can you tell me the name on the account?"),
+    customer("The account is under Emma Clark."),
+    agent2(
+        "Thank you, Emma. I see the premium plan. "
+        "I'll take care of this right now and remove the charge."
+    ),
+    customer("Will the money come back to my bank account?"),
+    agent2(
+        "Yes. I'll make sure the refund reaches your account within three days, "
+        "and you will get an email by tomorrow."
+    ),
+    customer("That is great. Thank you, Sam."),
+    agent2("You're welcome, Emma. Have a good day."),
+]
+
+THREE_WAY = [
+    agent("Good morning, thank you for calling Northwind Internet, my name is Joe. How can I help you today?"),
+    customer(
+        "Hi Joe, this is Rachel from Harbor Bakery. We are opening a second shop, and we need internet there."
+    ),
+    agent("What will your staff use the internet for every day?"),
+    customer("Card payments and online orders. My colleague Tom is here with me."),
+    customer2("Hi, this is Tom, I look after the network here. I have a few technical questions."),
+    agent("Of course, Tom. How many devices will be connected at the new shop?"),
+    customer2("Quite a few devices, including two payment terminals and the security cameras."),
+    agent("And do you need a fixed address for the cameras?"),
+    customer2("Yes, one fixed address. And the payment terminals must work if the line goes down."),
+    customer("That is very important for us. We cannot lose any sales."),
+    agent(
+        "Our business fiber plan includes a fixed address and a mobile backup "
+        "that keeps your card terminals online."
+    ),
+    customer2("How fast is the upload? We send the camera video to the cloud."),
+    agent("The upload is half a gigabit, plenty for all your devices and cameras."),
+    customer2("Great. Can you email me the technical details?"),
+    agent("Of course. I will email you the details and a quote by Thursday."),
+    customer("Perfect. Thank you, Joe."),
+]
+
 OPENING = ["opening.greeting", "opening.agent_name", "opening.company", "opening.offer_help"]
 EMPATHY = ["empathy.sorry_to_hear", "empathy.imagine_frustrating", "empathy.feel_the_same"]
 OWNERSHIP = ["ownership.ill_take_care", "ownership.let_me_fix", "ownership.personally", "ownership.ill_make_sure"]
@@ -218,7 +293,7 @@ ACKNOWLEDGEMENT = [
     "acknowledgement.what_im_hearing",
 ]
 
-CALLS = [
+STEREO_CALLS = [
     {
         "name": "good_call",
         "ext": "wav",
@@ -315,18 +390,56 @@ CALLS = [
         + OWNERSHIP
         + ["interruptions.agent_barge_in"],
     },
+
+]
+
+
+def mono_twin(call, ext="opus"):
+    """The stereo call summed onto one 8 kHz telephone channel: same script, timeline and
+    expectations (the scorer has to separate the speakers and find their roles itself)."""
+    return {**call, "name": f"{call['name']}_mono", "ext": ext, "rate": 8000, "mono": True}
+
+
+THREE_SPEAKER_CALLS = [
     {
-        "name": "good_call_mono",
-        "ext": "wav",
+        "name": "transfer",
+        "ext": "opus",
         "rate": 8000,
         "mono": True,
-        "voices": {"agent": "joe", "customer": "espeak_us_f3"},
-        "turns": GOOD_CALL,
-        # roles cannot be told apart in a mono file yet: nothing is asserted
-        "present": [],
-        "absent": [],
+        "voices": {"agent": "joe", "customer": "espeak_us_f4", "agent2": "espeak_us_m7"},
+        "turns": TRANSFER,
+        "gaps": SHORT_GAPS_S,
+        # opening.* is judged on the first agent's first three sentences
+        "present": OPENING + ["ownership.ill_take_care", "ownership.ill_make_sure", "next_steps.deadline"],
+        "absent": ["discovery.pitch_first", "discovery.first_pitch"]
+        + ACKNOWLEDGEMENT
+        + EMPATHY
+        + ["ownership.let_me_fix", "ownership.personally"]
+        + ["next_steps.attendance", "next_steps.recap", "interruptions.agent_barge_in"],
+    },
+    {
+        "name": "three_way",
+        "ext": "opus",
+        "rate": 8000,
+        "mono": True,
+        "voices": {"agent": "joe", "customer": "espeak_us_f4", "customer2": "espeak_us_m7_slow"},
+        "turns": THREE_WAY,
+        "gaps": SHORT_GAPS_S,
+        "present": OPENING + ["discovery.question_before_pitch", "discovery.first_pitch", "next_steps.deadline"],
+        "absent": ["discovery.pitch_first"]
+        + ACKNOWLEDGEMENT
+        + EMPATHY
+        + OWNERSHIP
+        + ["next_steps.attendance", "next_steps.recap", "interruptions.agent_barge_in"],
     },
 ]
+
+CALLS = (
+    STEREO_CALLS
+    + [mono_twin(STEREO_CALLS[0], ext="wav")]  # good_call_mono, 16-bit WAV
+    + [mono_twin(call) for call in STEREO_CALLS[1:]]
+    + THREE_SPEAKER_CALLS
+)
 
 
 # --- synthesis ---------------------------------------------------------------
@@ -385,8 +498,10 @@ def trim(samples):
     return samples[loud[0] : loud[-1] + 1]
 
 
+@functools.cache
 def synthesize(text, voice_name):
-    """One turn as trimmed float32 samples at SYNTH_RATE with peak CLIP_PEAK."""
+    """One turn as trimmed float32 samples at SYNTH_RATE with peak CLIP_PEAK (cached: the
+    mono twins reuse their stereo call's clips; synthesis is deterministic either way)."""
     voice = VOICES[voice_name]
     if voice["engine"] == "piper":
         samples = speak_piper(text, seed=zlib.crc32(text.encode()))
@@ -401,8 +516,8 @@ def synthesize(text, voice_name):
 # --- timeline ----------------------------------------------------------------
 
 
-def place_turns(turns, clips):
-    """Start/end seconds of each turn, from the clip lengths and placement hints."""
+def place_turns(turns, clips, gaps=GAPS_S):
+    """Start/end seconds of each turn, from the clip lengths, the gaps and placement hints."""
     timed, latest_end = [], EDGE_S
     for i, (turn, clip) in enumerate(zip(turns, clips)):
         duration = len(clip) / SYNTH_RATE
@@ -414,16 +529,18 @@ def place_turns(turns, clips):
             previous = timed[-1]
             start = previous["start_s"] + turn["during"] * (previous["end_s"] - previous["start_s"])
         else:
-            start = latest_end + GAPS_S[i % len(GAPS_S)]
+            start = latest_end + gaps[i % len(gaps)]
         start = round(start, 3)
         end = round(start + duration, 3)
-        timed.append({"role": turn["role"], "start_s": start, "end_s": end, "text": turn["text"]})
+        timed.append(
+            {"role": turn["role"], "speaker": turn["speaker"], "start_s": start, "end_s": end, "text": turn["text"]}
+        )
         latest_end = max(latest_end, end)
     return timed
 
 
 def render_party(timed, clips, role, total_s):
-    """One party's speech on the call timeline, at SYNTH_RATE."""
+    """One party's speech (every speaker with that role) on the call timeline, at SYNTH_RATE."""
     track = np.zeros(int(np.ceil(total_s * SYNTH_RATE)), dtype=np.float32)
     for turn, clip in zip(timed, clips):
         if turn["role"] == role:
@@ -443,7 +560,13 @@ def to_line(track, rate, rng):
 
 # --- output ------------------------------------------------------------------
 
-CODECS = {"flac": ("flac", None), "ogg": ("vorbis", None), "mp3": ("libmp3lame", 32000), "m4a": ("aac", 48000)}
+CODECS = {
+    "flac": ("flac", None),
+    "ogg": ("vorbis", None),
+    "mp3": ("libmp3lame", 32000),
+    "m4a": ("aac", 48000),
+    "opus": ("libopus", 24000),  # Ogg Opus; libopus takes 8/12/16/24/48 kHz input
+}
 
 
 def write_audio(path, channels, rate):
@@ -476,7 +599,7 @@ def write_references(call, timed):
     name, mono = call["name"], call["mono"]
     ordered = sorted(timed, key=lambda turn: turn["start_s"])
     rttm = "".join(
-        f"SPEAKER {name} 1 {t['start_s']:.3f} {t['end_s'] - t['start_s']:.3f} <NA> <NA> {t['role']} <NA> <NA>\n"
+        f"SPEAKER {name} 1 {t['start_s']:.3f} {t['end_s'] - t['start_s']:.3f} <NA> <NA> {t['speaker']} <NA> <NA>\n"
         for t in ordered
     )
     (OUT_DIR / f"{name}.rttm").write_text(rttm)
@@ -484,19 +607,28 @@ def write_references(call, timed):
         "call": name,
         "audio": f"{name}.{call['ext']}",
         "channels": 1 if mono else 2,
-        "sample_rate": call["rate"],
+        "n_speakers": len({t["speaker"] for t in ordered}),
+        "sample_rate": OPUS_RATE if call["ext"] == "opus" else call["rate"],
         "turns": [
-            {"role": t["role"], "channel": None if mono else int(t["role"] == "customer"), **t} for t in ordered
+            {
+                "role": t["role"],
+                "speaker": t["speaker"],
+                "channel": None if mono else int(t["role"] == "customer"),
+                "start_s": t["start_s"],
+                "end_s": t["end_s"],
+                "text": t["text"],
+            }
+            for t in ordered
         ],
     }
-    expected = {"present": call["present"], "absent": call["absent"], "needs_review": mono}
+    expected = {"present": call["present"], "absent": call["absent"], "needs_review": False}
     for suffix, content in (("script", script), ("expected", expected)):
         (OUT_DIR / f"{name}.{suffix}.json").write_text(json.dumps(content, indent=2) + "\n")
 
 
 def make_call(call):
-    clips = [synthesize(turn["text"], call["voices"][turn["role"]]) for turn in call["turns"]]
-    timed = place_turns(call["turns"], clips)
+    clips = [synthesize(turn["text"], call["voices"][turn["speaker"]]) for turn in call["turns"]]
+    timed = place_turns(call["turns"], clips, call.get("gaps", GAPS_S))
     total_s = max(turn["end_s"] for turn in timed) + EDGE_S
     agent_track, customer_track = (render_party(timed, clips, role, total_s) for role in ("agent", "customer"))
     rng = np.random.default_rng(zlib.crc32(call["name"].encode()))
