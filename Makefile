@@ -5,11 +5,17 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.install.stamp
 OUT ?= out/sample
 
-.PHONY: install run test lint samples clean
+.PHONY: install run test lint eval samples clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first and pinned: 2.13.0 is the CPU wheel this machine keeps on disk; any other pulls gigabytes
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	# resemblyzer without its dependencies: it asks for webrtcvad, whose sdist does not build beside
+	# torch 2.13 (no pkg_resources); webrtcvad-wheels ships the same module prebuilt
+	$(BIN)/python -m pip install --quiet webrtcvad-wheels
+	$(BIN)/python -m pip install --quiet --no-deps resemblyzer==0.1.4
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
@@ -32,3 +38,8 @@ samples: $(STAMP)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
+
+# Speaker separation and roles against the sample references (DER, role accuracy, talk share).
+eval: $(STAMP)
+	$(BIN)/callqa run data/sample --out out/eval
+	$(BIN)/python -m pipeline.evaluate data/sample out/eval --json out/eval/eval.json

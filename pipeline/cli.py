@@ -22,7 +22,7 @@ from rich.table import Table
 
 from pipeline import runner
 from pipeline.errors import CallqaError
-from pipeline.options import Options, load_options, validate_roles
+from pipeline.options import Options, load_options, parse_speakers, validate_roles
 from pipeline.store import read_table
 
 app = typer.Typer(
@@ -49,7 +49,16 @@ Model = Annotated[str | None, typer.Option(help="faster-whisper model name, loca
 DeviceOpt = Annotated[Device | None, typer.Option(help="auto uses CUDA (float16) when a GPU is present, else CPU (int8).")]
 BatchSize = Annotated[int | None, typer.Option(help="Batched inference size; 0 decodes sequentially. Default 8.")]
 Threads = Annotated[int | None, typer.Option(help="CPU threads for the speech model; 0 uses every core.")]
-ChannelRoles = Annotated[str | None, typer.Option(help="Role of each channel of stereo calls, comma-separated. Default agent,customer.")]
+ChannelRoles = Annotated[
+    str | None,
+    typer.Option(help="Role of each channel of stereo calls, comma-separated, e.g. agent,customer. Default: inferred from what each says."),
+]
+Speakers = Annotated[
+    str | None, typer.Option(help="Speakers to find in mono calls: a number, or a range such as 2-3 (transfers, third parties). Default 2.")
+]
+Rttm = Annotated[
+    Path | None, typer.Option(help="Folder of RTTM speaker timelines (<audio stem>.rttm or <call_id>.rttm) to use instead of diarizing.")
+]
 Manifest = Annotated[Path | None, typer.Option(help="CSV with a path column and agent_id, team, call_time, direction.")]
 FilenamePattern = Annotated[str | None, typer.Option(help=r"Regex with named groups for metadata in file names, e.g. '(?P<agent_id>\w+)_'.")]
 RubricOpt = Annotated[Path | None, typer.Option(help="Rubric TOML file (default: the bundled rubric).")]
@@ -62,19 +71,21 @@ Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")
 
 
 def _options(config, model=None, device=None, batch_size=None, threads=None, channel_roles=None,
-             manifest=None, filename_pattern=None, rubric=None) -> Options:
+             manifest=None, filename_pattern=None, rubric=None, speakers=None, rttm=None) -> Options:
     options = load_options(config)
     transcribe = {k: v for k, v in {"model": model, "device": device.value if device else None,
                                      "batch_size": batch_size, "cpu_threads": threads}.items() if v is not None}
     ingest = {k: v for k, v in {"manifest": manifest, "filename_pattern": filename_pattern}.items() if v is not None}
-    segment = {}
+    segment = {"rttm_dir": rttm} if rttm else {}
     if channel_roles:
         segment["channel_roles"] = validate_roles(tuple(r.strip() for r in channel_roles.split(",")))
+    diarize = dict(zip(("min_speakers", "max_speakers"), parse_speakers(speakers), strict=True)) if speakers else {}
     return dataclasses.replace(
         options,
         transcribe=dataclasses.replace(options.transcribe, **transcribe),
         ingest=dataclasses.replace(options.ingest, **ingest),
         segment=dataclasses.replace(options.segment, **segment),
+        diarize=dataclasses.replace(options.diarize, **diarize),
         rubric=rubric or options.rubric,
     )
 
@@ -158,6 +169,8 @@ def run(
     batch_size: BatchSize = None,
     threads: Threads = None,
     channel_roles: ChannelRoles = None,
+    speakers: Speakers = None,
+    rttm: Rttm = None,
     manifest: Manifest = None,
     filename_pattern: FilenamePattern = None,
     rubric: RubricOpt = None,
@@ -169,7 +182,7 @@ def run(
     Writes calls, utterances, words, findings, scores and failures. Example: callqa run data/sample --out out/
     """
     with _exit_on_error():
-        options = _options(config, model, device, batch_size, threads, channel_roles, manifest, filename_pattern, rubric)
+        options = _options(config, model, device, batch_size, threads, channel_roles, manifest, filename_pattern, rubric, speakers, rttm)
         summary = _execute(lambda progress: runner.run_audio(inputs, out_dir, options, progress=progress, fail_fast=fail_fast), verbose)
     _finish(summary)
 
@@ -184,6 +197,8 @@ def transcribe(
     batch_size: BatchSize = None,
     threads: Threads = None,
     channel_roles: ChannelRoles = None,
+    speakers: Speakers = None,
+    rttm: Rttm = None,
     manifest: Manifest = None,
     filename_pattern: FilenamePattern = None,
     fail_fast: FailFast = False,
@@ -194,7 +209,7 @@ def transcribe(
     Example: callqa transcribe recordings/ --out out/ && callqa score --out out/ --rubric my.toml
     """
     with _exit_on_error():
-        options = _options(config, model, device, batch_size, threads, channel_roles, manifest, filename_pattern)
+        options = _options(config, model, device, batch_size, threads, channel_roles, manifest, filename_pattern, speakers=speakers, rttm=rttm)
         summary = _execute(lambda progress: runner.run_audio(inputs, out_dir, options, score=False, progress=progress, fail_fast=fail_fast), verbose)
     _finish(summary)
 

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.diarization import DiarizeOptions
 from pipeline.errors import ConfigError
 
 BUNDLED_MODEL = "bundled:tiny.en"
@@ -67,14 +68,20 @@ class SegmentOptions:
     """Speaker and utterance settings.
 
     Attributes:
-        channel_roles: role of each channel of a multi-channel recording, in channel order.
-            Most call recorders put the agent on the first channel.
+        channel_roles: role of each channel of a stereo recording, in channel order, e.g.
+            ("agent", "customer"); empty infers the roles from what each channel says.
+            A sidecar's `channel_roles` wins over this for its call.
         max_pause_s: a pause longer than this inside one speaker's speech starts a new
             utterance.
+        rttm_dir: a folder of RTTM speaker timelines (`<audio stem>.rttm` or
+            `<call_id>.rttm`) to use instead of diarizing.
+        role_cues: role cue file (default: the bundled rubric/roles.toml).
     """
 
-    channel_roles: tuple[str, ...] = ("agent", "customer")
+    channel_roles: tuple[str, ...] = ()
     max_pause_s: float = 1.0
+    rttm_dir: Path | None = None
+    role_cues: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -84,13 +91,14 @@ class Options:
     ingest: IngestOptions = field(default_factory=IngestOptions)
     transcribe: TranscribeOptions = field(default_factory=TranscribeOptions)
     segment: SegmentOptions = field(default_factory=SegmentOptions)
+    diarize: DiarizeOptions = field(default_factory=DiarizeOptions)
     rubric: Path | None = None
 
     def as_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str, sort_keys=True)
 
 
-_SECTIONS = {"ingest": IngestOptions, "transcribe": TranscribeOptions, "segment": SegmentOptions}
+_SECTIONS = {"ingest": IngestOptions, "transcribe": TranscribeOptions, "segment": SegmentOptions, "diarize": DiarizeOptions}
 
 
 def _section(name: str, cls: type, values: dict, source: Path) -> object:
@@ -103,7 +111,7 @@ def _section(name: str, cls: type, values: dict, source: Path) -> object:
         )
     if "channel_roles" in values:
         values = {**values, "channel_roles": tuple(values["channel_roles"])}
-    for path_key in ("manifest",):
+    for path_key in ("manifest", "rttm_dir", "role_cues"):
         if values.get(path_key):
             values = {**values, path_key: (source.parent / values[path_key]).resolve()}
     return cls(**values)
@@ -125,6 +133,18 @@ def load_options(config: Path | None) -> Options:
     sections = {name: _section(name, cls, data.get(name, {}), config) for name, cls in _SECTIONS.items()}
     rubric = (config.parent / data["rubric"]).resolve() if "rubric" in data else None
     return Options(**sections, rubric=rubric)
+
+
+def parse_speakers(value: str) -> tuple[int, int]:
+    """`2` or a range `2-3` as (min_speakers, max_speakers)."""
+    try:
+        low, _, high = value.partition("-")
+        bounds = (int(low), int(high or low))
+    except ValueError:
+        raise ConfigError(f"--speakers {value!r} is not a number or a range; use e.g. 2 or 2-3.") from None
+    if not 1 <= bounds[0] <= bounds[1] <= 10:
+        raise ConfigError(f"--speakers {value!r} must be between 1 and 10, low before high, e.g. 2-3.")
+    return bounds
 
 
 def validate_roles(channel_roles: tuple[str, ...]) -> tuple[str, ...]:

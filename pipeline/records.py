@@ -31,8 +31,12 @@ class Call:
     team: str | None = None
     call_time: datetime | None = None
     direction: str | None = None
-    diarization_mode: str = "none"  # "channel", "none" (mono, not separated), "transcript"
+    channel_roles: str | None = None  # per-call channel map from a sidecar, e.g. "customer,agent"
+    expected_speakers: str | None = None  # per-call speaker count for mono diarization from a sidecar, e.g. "2-3"
+    diarization_mode: str = "none"  # "channel", "embedding" (mono), "rttm", "transcript"
     n_speakers: int = 0
+    role_source: str | None = None  # "channel_map", "sidecar", "rttm", "transcript", "inferred"
+    role_confidence: float | None = None  # inferred roles only: the least certain speaker's certainty
     needs_review: bool = False
     review_reason: str | None = None
     n_utterances: int = 0
@@ -41,6 +45,7 @@ class Call:
     n_questions_before_pitch: int | None = None
     pitch_first: bool | None = None
     n_agent_interruptions: int | None = None
+    n_customer_interruptions: int | None = None
     score: float | None = None  # 0-100, weighted mean of the criterion scores
     status: str = "ingested"  # "ingested", "transcribed", "scored"
     model: str | None = None

@@ -15,15 +15,18 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
+from pipeline.diarization import EmbeddingDiarizer
 from pipeline.errors import CallqaError, ConfigError
-from pipeline.options import Options
+from pipeline.options import Options, parse_speakers
 from pipeline.records import Call, Failure, Finding, Score, Utterance, Word
+from pipeline.roles import RoleClassifier, load_role_cues
+from pipeline.rttm import find_rttm, format_rttm, parse_rttm, speaker_turns
 from pipeline.rubric import Rubric, load_rubric
 from pipeline.stages.ingest import AUDIO_SUFFIXES, discover, ingest_audio, read_manifest
 from pipeline.stages.score import Annotator, score_call
-from pipeline.stages.segment import segment
+from pipeline.stages.segment import ChannelDiarizer, Diarizer, TimelineDiarizer, segment
 from pipeline.stages.transcribe import FasterWhisperTranscriber, Transcriber, transcribe
-from pipeline.store import metadata_json, read_table, require_transcribed, write_table
+from pipeline.store import metadata_json, read_table, require_transcribed, write_table, write_text
 from pipeline.transcripts import TRANSCRIPT_SUFFIXES, is_transcript, read_transcript
 
 log = logging.getLogger(__name__)
@@ -98,6 +101,26 @@ class Scorer:
         results.scores += scores
 
 
+class Segmenter:
+    """The diarizers and the role classifier, loaded once."""
+
+    def __init__(self, options: Options):
+        self.options = options.segment
+        self.classifier = RoleClassifier(load_role_cues(options.segment.role_cues))
+        self.embedding = EmbeddingDiarizer(options.diarize)
+
+    def diarizer_for(self, call: Call, path: Path) -> Diarizer:
+        if self.options.rttm_dir is not None:
+            rttm = find_rttm(self.options.rttm_dir, path, call.call_id)
+            return TimelineDiarizer(parse_rttm(rttm.read_text(), source=rttm.name))
+        if call.channels == 2:
+            return ChannelDiarizer()
+        return self.embedding.for_speakers(parse_speakers(call.expected_speakers) if call.expected_speakers else None)
+
+    def __call__(self, call: Call, words: Sequence[Word], audio: Sequence, path: Path):
+        return segment(call, words, audio, self.options, self.diarizer_for(call, path), self.classifier)
+
+
 def _process(items: Sequence, step: str, handle: Callable, results: Results, progress: ProgressHook, fail_fast: bool) -> None:
     for done, item in enumerate(items, start=1):
         label = str(getattr(item, "call_id", item))
@@ -158,6 +181,7 @@ def run_audio(
     manifest = read_manifest(options.ingest.manifest)
     scorer = Scorer(options) if score else None  # rubric and model errors surface before any decoding
     transcriber = transcriber or FasterWhisperTranscriber(options.transcribe)
+    segmenter = Segmenter(options)
     results, seen_ids = Results(), {}
 
     def handle(path: Path, results: Results) -> None:
@@ -169,7 +193,8 @@ def run_audio(
         seen_ids[call.call_id] = path
         call = dataclasses.replace(call, model=transcriber.identity)
         words = _stage("transcribe", transcribe, call, audio, transcriber, call_id=call.call_id)
-        call, words, utterances = _stage("segment", segment, call, words, audio, options.segment, call_id=call.call_id)
+        call, words, utterances = _stage("segment", segmenter, call, words, audio, path, call_id=call.call_id)
+        write_text(out_dir / "rttm", f"{call.call_id}.rttm", format_rttm(call.call_id, speaker_turns(utterances)))
         if scorer is None:
             results.calls.append(call)
             results.utterances += utterances

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import pyarrow.parquet as pq
 
@@ -26,24 +28,38 @@ def _umask() -> int:
     return current
 
 
-def write_table(out_dir: Path, table: str, records: Sequence[object], metadata: Mapping[str, str]) -> Path:
-    """Write a table atomically: a temp file in the same folder, fsynced, then renamed over."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    arrow = to_arrow(records, TABLES[table])
-    arrow = arrow.replace_schema_metadata({f"callqa.{k}": v for k, v in metadata.items()})
-    path = table_path(out_dir, table)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{table}.", suffix=".parquet.tmp")
+@contextmanager
+def atomic_file(path: Path, mode: str = "wb") -> Iterator[IO]:
+    """A file that appears at `path` whole or not at all: written to a temp name in the same
+    folder, fsynced, then renamed over. Its permissions follow the umask (mkstemp's are 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs follow the umask like any file
-        with os.fdopen(fd, "wb") as f:
-            pq.write_table(arrow, f, compression=COMPRESSION)
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, mode) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_table(out_dir: Path, table: str, records: Sequence[object], metadata: Mapping[str, str]) -> Path:
+    """Write one table atomically, with the run's metadata in its schema."""
+    arrow = to_arrow(records, TABLES[table])
+    arrow = arrow.replace_schema_metadata({f"callqa.{k}": v for k, v in metadata.items()})
+    with atomic_file(table_path(out_dir, table)) as f:
+        pq.write_table(arrow, f, compression=COMPRESSION)
+    return table_path(out_dir, table)
+
+
+def write_text(folder: Path, name: str, text: str) -> Path:
+    """Write a small text file atomically, like the tables."""
+    with atomic_file(folder / name, "w") as f:
+        f.write(text)
+    return folder / name
 
 
 def read_table(out_dir: Path, table: str) -> list:

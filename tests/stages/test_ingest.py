@@ -73,12 +73,15 @@ def test_call_metadata_sidecar_beats_manifest_beats_file_name(tmp_path):
         "team": "support",
         "call_time": datetime(2026, 11, 23, 9, 30),
         "direction": "inbound",
+        "channel_roles": None,
+        "expected_speakers": None,
     }
 
 
 def test_call_metadata_without_sources_is_all_none(tmp_path):
     audio = _touch(tmp_path / "call.wav")
-    assert call_metadata(audio, IngestOptions(), {}) == dict.fromkeys(("agent_id", "team", "call_time", "direction"))
+    fields = ("agent_id", "team", "call_time", "direction", "channel_roles", "expected_speakers")
+    assert call_metadata(audio, IngestOptions(), {}) == dict.fromkeys(fields)
 
 
 def test_manifest_file_column_is_resolved_against_its_folder(tmp_path):
@@ -180,3 +183,17 @@ def test_file_without_audio_track_raises_audio_error(tmp_path):
             container.mux(packet)
     with pytest.raises(AudioError, match="no audio track"):
         ingest_audio(path, IngestOptions(), {})
+
+
+def test_sidecar_channel_roles_and_speakers_are_validated(tmp_path):
+    audio = _touch(tmp_path / "call.wav")
+    sidecar = tmp_path / "call.meta.json"
+    sidecar.write_text(json.dumps({"channel_roles": ["customer", "agent"], "speakers": 3}))
+    metadata = call_metadata(audio, IngestOptions(), {})
+    assert (metadata["channel_roles"], metadata["expected_speakers"]) == ("customer,agent", "3-3")
+    sidecar.write_text(json.dumps({"channel_roles": "boss,agent"}))
+    with pytest.raises(AudioError, match="boss"):
+        call_metadata(audio, IngestOptions(), {})
+    sidecar.write_text(json.dumps({"speakers": "3-2"}))
+    with pytest.raises(AudioError, match="speakers"):
+        call_metadata(audio, IngestOptions(), {})

@@ -139,7 +139,20 @@ def test_score_interruptions_flags_barge_in_not_backchannel(annotator):
     call, _, findings, scores = scored(annotator, utterances)
     flags = [f for f in findings if f.rule_id == "interruptions.agent_barge_in"]
     assert [f.utterance_idx for f in flags] == [2]
-    assert call.n_agent_interruptions == 1 and scores["interruptions"].passed is False
+    assert [f.utterance_idx for f in findings if f.rule_id == "interruptions.backchannel"] == [1]
+    assert call.n_agent_interruptions == 1 and call.n_customer_interruptions == 0
+    assert scores["interruptions"].passed is False
+
+
+def test_score_interruptions_counts_who_interrupted_whom(annotator):
+    utterances = [
+        Utterance("c1", 0, "ch0", "agent", 0, 0.0, 6.0, "Let me explain how the refund works for your account", 10),
+        Utterance("c1", 1, "ch1", "customer", 1, 3.0, 7.0, "No, I want my money back today", 7),
+    ]
+    call, _, findings, scores = scored(annotator, utterances)
+    assert [f.rule_id for f in findings if f.criterion == "interruptions"] == ["interruptions.customer_barge_in"]
+    assert (call.n_agent_interruptions, call.n_customer_interruptions) == (0, 1)
+    assert scores["interruptions"].passed is True
 
 
 def test_score_next_steps_elements(annotator):
