@@ -24,7 +24,7 @@ from pipeline.rttm import find_rttm, format_rttm, parse_rttm, speaker_turns
 from pipeline.rubric import Rubric, load_rubric
 from pipeline.stages.ingest import AUDIO_SUFFIXES, discover, ingest_audio, read_manifest
 from pipeline.stages.score import Annotator, score_call
-from pipeline.stages.segment import ChannelDiarizer, Diarizer, TimelineDiarizer, segment
+from pipeline.stages.segment import ChannelDiarizer, Diarizer, TimelineDiarizer, apply_roles, segment
 from pipeline.stages.transcribe import FasterWhisperTranscriber, Transcriber, transcribe
 from pipeline.store import metadata_json, read_table, require_transcribed, write_table, write_text
 from pipeline.transcripts import TRANSCRIPT_SUFFIXES, is_transcript, read_transcript
@@ -218,10 +218,14 @@ def score_transcripts(
     if not paths:
         raise ConfigError(f"no transcripts (.json, .jsonl, .vtt) found in {', '.join(map(str, inputs))}.")
     scorer = Scorer(options)
+    classifier = RoleClassifier(load_role_cues(options.segment.role_cues))
     results = Results()
 
     def handle(path: Path, results: Results) -> None:
         call, utterances = _stage("ingest", read_transcript, path, options.ingest)
+        named = {u.speaker: u.role for u in utterances}
+        given = (named, "transcript") if "unknown" not in named.values() else None
+        call, utterances = _stage("segment", apply_roles, call, utterances, given, classifier, call_id=call.call_id)
         _stage("score", scorer, call, utterances, [], results, call_id=call.call_id)
 
     _process(paths, "score", handle, results, progress, fail_fast)

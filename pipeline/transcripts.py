@@ -5,7 +5,8 @@ JSON: {"call_id": optional, "agent_id"/"team"/"call_time"/"direction": optional,
                        "end_s": optional, "text": "..."}]}
       or just the list of utterances. JSONL: one utterance object per line.
 A speaker named agent/rep/representative or customer/caller/client gets that role when the
-utterance has no explicit role; any other speaker is `unknown` and the call is flagged.
+utterance has no explicit role; any other speaker is `unknown` here, and the runner infers
+the roles from what each says (as for audio).
 """
 
 from __future__ import annotations

@@ -119,3 +119,17 @@ def test_a_call_without_its_rttm_becomes_a_failure_row(tmp_path):
     assert result.exit_code == 1
     (failure,) = read_table(tmp_path / "out", "failures")
     assert failure.stage == "segment" and "no RTTM" in failure.message
+
+
+def test_score_infers_roles_of_transcript_speakers_that_are_only_named(tmp_path):
+    transcript = tmp_path / "call.jsonl"
+    rows = [
+        {"speaker": "Ann", "text": "Thank you for calling Contoso, my name is Ann. How can I help you?"},
+        {"speaker": "Bob", "text": "Hi, I'm calling about my bill, I was charged twice."},
+        {"speaker": "Ann", "text": "I'm sorry to hear that. Can I have your account number?"},
+    ]
+    transcript.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert runner.invoke(app, ["score", str(transcript), "--out", str(tmp_path / "out")]).exit_code == 0
+    (call,) = read_table(tmp_path / "out", "calls")
+    assert (call.role_source, call.needs_review) == ("inferred", False) and call.role_confidence > 0.8
+    assert {u.speaker: u.role for u in read_table(tmp_path / "out", "utterances")} == {"Ann": "agent", "Bob": "customer"}

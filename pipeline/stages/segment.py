@@ -124,7 +124,22 @@ def segment(
     """Speakers, roles and utterances for one transcribed call."""
     words, utterances = group_utterances(diarizer.assign(words, audio), options.max_pause_s)
     speakers = list(dict.fromkeys(u.speaker for u in utterances))
-    given = given_roles(call, speakers, diarizer, options)
+    call, utterances = apply_roles(call, utterances, given_roles(call, speakers, diarizer, options), classifier)
+    call = dataclasses.replace(
+        call,
+        diarization_mode=diarizer.mode,
+        n_speakers=len(speakers),
+        n_utterances=len(utterances),
+        n_words=len(words),
+        status="transcribed",
+    )
+    return call, list(words), utterances
+
+
+def apply_roles(
+    call: Call, utterances: Sequence[Utterance], given: tuple[dict[str, str], str] | None, classifier: RoleClassifier
+) -> tuple[Call, list[Utterance]]:
+    """Given roles as they are, else inferred ones with their confidence; flag what stays unknown."""
     if given is not None:
         roles, source, confidence = *given, None
         complete = {"agent", "customer"} <= set(roles.values())
@@ -135,15 +150,6 @@ def segment(
         reason = None if complete else f"roles uncertain (confidence {decision.confidence:.2f}): check who is the agent"
     utterances = [dataclasses.replace(u, role=roles[u.speaker]) for u in utterances]
     call = dataclasses.replace(
-        call,
-        diarization_mode=diarizer.mode,
-        n_speakers=len(speakers),
-        role_source=source,
-        role_confidence=confidence,
-        needs_review=not complete,
-        review_reason=reason,
-        n_utterances=len(utterances),
-        n_words=len(words),
-        status="transcribed",
+        call, role_source=source, role_confidence=confidence, needs_review=not complete, review_reason=reason
     )
-    return call, list(words), utterances
+    return call, utterances
