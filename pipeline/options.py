@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pipeline.diarization import DiarizeOptions
 from pipeline.errors import ConfigError
+from pipeline.records import ROLES
 
 BUNDLED_MODEL = "bundled:tiny.en"
 
@@ -149,7 +150,7 @@ def parse_speakers(value: str) -> tuple[int, int]:
 
 def validate_roles(channel_roles: tuple[str, ...]) -> tuple[str, ...]:
     """Reject a channel map that names anything but agent, customer or unknown."""
-    bad = [r for r in channel_roles if r not in ("agent", "customer", "unknown")]
+    bad = [r for r in channel_roles if r not in ROLES]
     if bad:
         raise ConfigError(
             f"channel roles {bad} are not valid; use agent, customer or unknown, "

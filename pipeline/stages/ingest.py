@@ -19,7 +19,7 @@ from faster_whisper import decode_audio
 
 from pipeline.errors import AudioError, ConfigError
 from pipeline.options import IngestOptions, parse_speakers
-from pipeline.records import Call
+from pipeline.records import ROLES, Call
 
 AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".aac", ".wma", ".webm", ".mp4"})
 SAMPLE_RATE = 16_000
@@ -122,7 +122,7 @@ def _channel_roles(value: object) -> str | None:
     if not value:
         return None
     roles = [r.strip() for r in (value.split(",") if isinstance(value, str) else value)]
-    if bad := [r for r in roles if r not in ("agent", "customer", "unknown")]:
+    if bad := [r for r in roles if r not in ROLES]:
         raise AudioError(f"channel_roles {bad} in the metadata are not agent, customer or unknown.")
     return ",".join(roles)
 
