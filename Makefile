@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.install.stamp
 OUT ?= out/sample
 
-.PHONY: install run test lint eval samples clean
+.PHONY: install run test lint eval bench samples clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,3 +43,7 @@ clean:
 eval: $(STAMP)
 	$(BIN)/callqa run data/sample --out out/eval
 	$(BIN)/python -m pipeline.evaluate data/sample out/eval --json out/eval/eval.json
+
+# callqa beside raw faster-whisper on a ~29-minute set built from data/sample/ (not part of test).
+bench: $(STAMP)
+	$(BIN)/python -m pipeline.bench --sample-dir data/sample --out out/bench

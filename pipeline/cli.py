@@ -62,6 +62,9 @@ Rttm = Annotated[
 Manifest = Annotated[Path | None, typer.Option(help="CSV with a path column and agent_id, team, call_time, direction.")]
 FilenamePattern = Annotated[str | None, typer.Option(help=r"Regex with named groups for metadata in file names, e.g. '(?P<agent_id>\w+)_'.")]
 RubricOpt = Annotated[Path | None, typer.Option(help="Rubric TOML file (default: the bundled rubric).")]
+Workers = Annotated[
+    int, typer.Option(min=1, help="Calls processed in parallel processes, each loading the models once; the cores are split between them.")
+]
 FailFast = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failing call instead of recording it and going on.")]
 Transcripts = Annotated[
     list[Path] | None,
@@ -174,6 +177,7 @@ def run(
     manifest: Manifest = None,
     filename_pattern: FilenamePattern = None,
     rubric: RubricOpt = None,
+    workers: Workers = 1,
     fail_fast: FailFast = False,
     verbose: Verbose = False,
 ) -> None:
@@ -183,7 +187,9 @@ def run(
     """
     with _exit_on_error():
         options = _options(config, model, device, batch_size, threads, channel_roles, manifest, filename_pattern, rubric, speakers, rttm)
-        summary = _execute(lambda progress: runner.run_audio(inputs, out_dir, options, progress=progress, fail_fast=fail_fast), verbose)
+        summary = _execute(
+            lambda progress: runner.run_audio(inputs, out_dir, options, workers=workers, progress=progress, fail_fast=fail_fast), verbose
+        )
     _finish(summary)
 
 
@@ -201,6 +207,7 @@ def transcribe(
     rttm: Rttm = None,
     manifest: Manifest = None,
     filename_pattern: FilenamePattern = None,
+    workers: Workers = 1,
     fail_fast: FailFast = False,
     verbose: Verbose = False,
 ) -> None:
@@ -210,7 +217,12 @@ def transcribe(
     """
     with _exit_on_error():
         options = _options(config, model, device, batch_size, threads, channel_roles, manifest, filename_pattern, speakers=speakers, rttm=rttm)
-        summary = _execute(lambda progress: runner.run_audio(inputs, out_dir, options, score=False, progress=progress, fail_fast=fail_fast), verbose)
+        summary = _execute(
+            lambda progress: runner.run_audio(
+                inputs, out_dir, options, score=False, workers=workers, progress=progress, fail_fast=fail_fast
+            ),
+            verbose,
+        )
     _finish(summary)
 
 

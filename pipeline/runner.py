@@ -7,25 +7,31 @@ Stages are functions over records; only this module loads models, catches per-ca
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+import multiprocessing
+import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
 from pipeline.diarization import EmbeddingDiarizer
-from pipeline.errors import CallqaError, ConfigError
+from pipeline.errors import CallqaError, ConfigError, ModelError
 from pipeline.options import Options, parse_speakers
 from pipeline.records import Call, Failure, Finding, Score, Utterance, Word
 from pipeline.roles import RoleClassifier, load_role_cues
 from pipeline.rttm import find_rttm, format_rttm, parse_rttm, speaker_turns
 from pipeline.rubric import Rubric, load_rubric
-from pipeline.stages.ingest import AUDIO_SUFFIXES, discover, ingest_audio, read_manifest
+from pipeline.stages.ingest import AUDIO_SUFFIXES, content_id, discover, ingest_audio, read_manifest
 from pipeline.stages.score import Annotator, score_call
 from pipeline.stages.segment import ChannelDiarizer, Diarizer, TimelineDiarizer, apply_roles, segment
-from pipeline.stages.transcribe import FasterWhisperTranscriber, Transcriber, transcribe
+from pipeline.stages.transcribe import FasterWhisperTranscriber, Transcriber, resolve_device, resolve_model, transcribe
 from pipeline.store import metadata_json, read_table, require_transcribed, write_table, write_text
 from pipeline.transcripts import TRANSCRIPT_SUFFIXES, is_transcript, read_transcript
 
@@ -50,6 +56,13 @@ class Results:
     scores: list[Score] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     n_skipped: int = 0
+    stage_s: Counter = field(default_factory=Counter)  # wall seconds per stage
+
+    def extend(self, other: Results) -> None:
+        for table in ("calls", "utterances", "words", "findings", "scores", "failures"):
+            getattr(self, table).extend(getattr(other, table))
+        self.n_skipped += other.n_skipped
+        self.stage_s.update(other.stage_s)
 
 
 @dataclass(frozen=True)
@@ -63,11 +76,15 @@ class Summary:
     n_failed: int
     audio_s: float
     wall_s: float
+    stage_s: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
+        total = sum(self.stage_s.values()) or 1.0
+        shares = ", ".join(f"{stage} {100 * s / total:.0f}%" for stage, s in self.stage_s.items())
         return (
             f"{self.n_seen} calls seen, {self.n_skipped} skipped, {self.n_done} done, {self.n_failed} failed; "
-            f"{self.audio_s / 60:.1f} min of audio in {self.wall_s:.1f} s; results in {self.out_dir}"
+            f"{self.audio_s / 60:.1f} min of audio in {self.wall_s:.1f} s" + (f" ({shares})" if shares else "")
+            + f"; results in {self.out_dir}"
         )
 
 
@@ -79,11 +96,14 @@ class CallFailed(Exception):
         self.stage, self.error, self.call_id = stage, error, call_id
 
 
-def _stage(name: str, fn: Callable, *args, call_id: str | None = None):
+def _stage(results: Results, name: str, fn: Callable, *args, call_id: str | None = None):
+    started = time.perf_counter()
     try:
         return fn(*args)
     except (CallqaError, OSError, ValueError, RuntimeError) as exc:
         raise CallFailed(name, exc, call_id) from exc
+    finally:
+        results.stage_s[name] += time.perf_counter() - started
 
 
 class Scorer:
@@ -121,23 +141,75 @@ class Segmenter:
         return segment(call, words, audio, self.options, self.diarizer_for(call, path), self.classifier)
 
 
-def _process(items: Sequence, step: str, handle: Callable, results: Results, progress: ProgressHook, fail_fast: bool) -> None:
-    for done, item in enumerate(items, start=1):
-        label = str(getattr(item, "call_id", item))
-        try:
-            handle(item, results)
-        except CallFailed as failure:
-            if fail_fast:
-                raise failure.error from failure
-            log.warning("%s failed at %s: %s", label, failure.stage, failure)
-            results.failures.append(Failure(
-                call_id=failure.call_id,
-                source_path=str(getattr(item, "source_path", item)),
-                stage=failure.stage,
-                error_type=type(failure.error).__name__,
-                message=str(failure.error),
-            ))
-        progress(step, label, done, len(items))
+class AudioProcessor:
+    """Ingest, transcribe, segment and (unless `score` is False) score one recording.
+    Models load once, when the processor is made: once per run, or once per worker process."""
+
+    def __init__(self, options: Options, out_dir: Path, score: bool, transcriber: Transcriber | None = None):
+        self.options, self.out_dir = options, out_dir
+        self.manifest = read_manifest(options.ingest.manifest)
+        self.scorer = Scorer(options) if score else None  # rubric and model errors surface before any decoding
+        self.transcriber = transcriber or FasterWhisperTranscriber(options.transcribe)
+        self.segmenter = Segmenter(options)
+
+    def __call__(self, path: Path, results: Results) -> None:
+        call, audio = _stage(results, "ingest", ingest_audio, path, self.options.ingest, self.manifest)
+        call = dataclasses.replace(call, model=self.transcriber.identity)
+        words = _stage(results, "transcribe", transcribe, call, audio, self.transcriber, call_id=call.call_id)
+        call, words, utterances = _stage(results, "segment", self.segmenter, call, words, audio, path, call_id=call.call_id)
+        rttm = format_rttm(call.call_id, speaker_turns(utterances))
+        _stage(results, "write", write_text, self.out_dir / "rttm", f"{call.call_id}.rttm", rttm, call_id=call.call_id)
+        if self.scorer is None:
+            results.calls.append(call)
+            results.utterances += utterances
+        else:
+            _stage(results, "score", self.scorer, call, utterances, words, results, call_id=call.call_id)
+        results.words += words
+
+
+_WORKER: AudioProcessor | None = None  # per worker process; here, not in __main__, so it is built once per worker
+
+
+def _start_worker(options: Options, out_dir: Path, score: bool, threads: int) -> None:
+    import torch
+
+    global _WORKER
+    torch.set_num_threads(threads)
+    _WORKER = AudioProcessor(options, out_dir, score)
+
+
+def _in_worker(path: Path, results: Results) -> None:
+    _WORKER(path, results)
+
+
+def _one(handle: Callable, fail_fast: bool, item) -> Results:
+    """One item's results; a per-call error becomes a failure row (or stops the run)."""
+    results = Results()
+    try:
+        handle(item, results)
+    except CallFailed as failure:
+        if fail_fast:
+            raise failure.error from failure
+        log.warning("%s failed at %s: %s", getattr(item, "call_id", item), failure.stage, failure)
+        results.failures.append(Failure(
+            call_id=failure.call_id,
+            source_path=str(getattr(item, "source_path", item)),
+            stage=failure.stage,
+            error_type=type(failure.error).__name__,
+            message=str(failure.error),
+        ))
+    return results
+
+
+def _process(items: Sequence, step: str, handle: Callable, results: Results, progress: ProgressHook, fail_fast: bool,
+             pool: ProcessPoolExecutor | None = None) -> None:
+    """Each item through `handle`, in order; in a process pool when one is given. Results are
+    merged in input order, so they are the same whatever the number of workers."""
+    one = functools.partial(_one, handle, fail_fast)
+    outcomes = pool.map(one, items) if pool is not None else map(one, items)
+    for done, (item, outcome) in enumerate(zip(items, outcomes, strict=True), start=1):
+        results.extend(outcome)
+        progress(step, str(getattr(item, "call_id", item)), done, len(items))
 
 
 def _write(out_dir: Path, results: Results, options: Options, tables: Iterable[str], **metadata: object) -> None:
@@ -160,7 +232,26 @@ def _summary(out_dir: Path, n_seen: int, results: Results, started: float) -> Su
         n_failed=len(results.failures),
         audio_s=sum(c.duration_s or 0.0 for c in results.calls if c.source_kind == "audio"),
         wall_s=time.perf_counter() - started,
+        stage_s={stage: round(seconds, 2) for stage, seconds in results.stage_s.items()},
     )
+
+
+def _unique_recordings(paths: Sequence[Path]) -> tuple[list[Path], int]:
+    """The recordings with distinct content (a copy under another name is processed once)."""
+    seen: dict[str, Path] = {}
+    unique = []
+    for path in paths:
+        try:
+            call_id = content_id(path)
+        except OSError:
+            unique.append(path)  # unreadable: ingest records the failure
+            continue
+        if call_id in seen:
+            log.info("%s has the same content as %s: processed once", path, seen[call_id])
+            continue
+        seen[call_id] = path
+        unique.append(path)
+    return unique, len(paths) - len(unique)
 
 
 def run_audio(
@@ -169,44 +260,59 @@ def run_audio(
     options: Options,
     *,
     score: bool = True,
+    workers: int = 1,
     transcriber: Transcriber | None = None,
     progress: ProgressHook = no_progress,
     fail_fast: bool = False,
 ) -> Summary:
-    """Ingest, transcribe and segment recordings (and score them unless `score` is False)."""
+    """Ingest, transcribe and segment recordings (and score them unless `score` is False),
+    in `workers` processes."""
     started = time.perf_counter()
     paths = discover(inputs, AUDIO_SUFFIXES)
     if not paths:
         raise ConfigError(f"no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) found in {', '.join(map(str, inputs))}.")
-    manifest = read_manifest(options.ingest.manifest)
-    scorer = Scorer(options) if score else None  # rubric and model errors surface before any decoding
-    transcriber = transcriber or FasterWhisperTranscriber(options.transcribe)
-    segmenter = Segmenter(options)
-    results, seen_ids = Results(), {}
+    paths, n_duplicates = _unique_recordings(paths)
+    results = Results(n_skipped=n_duplicates)
+    step = "run" if score else "transcribe"
+    if workers <= 1:
+        processor = AudioProcessor(options, out_dir, score, transcriber)
+        results.stage_s["load"] = time.perf_counter() - started
+        _process(paths, step, processor, results, progress, fail_fast)
+        model = processor.transcriber.identity
+    else:
+        options, threads = _options_for_workers(options, workers)
+        model = _check_before_workers(options, score)
+        context = multiprocessing.get_context("spawn")  # no fork of a process holding model threads
+        initargs = (options, out_dir, score, threads)
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=initargs) as pool:
+            try:
+                _process(paths, step, _in_worker, results, progress, fail_fast, pool)
+            except BrokenProcessPool:
+                raise ModelError("a worker process could not start or died; run with --workers 1 to see why.") from None
+    tables = ["calls", "utterances", "words", "failures"] + (["findings", "scores"] if score else [])
+    write_started = time.perf_counter()
+    _write(out_dir, results, options, tables, model=model, rubric_version=load_rubric(options.rubric).version if score else None)
+    results.stage_s["write"] += time.perf_counter() - write_started
+    return _summary(out_dir, len(paths) + n_duplicates, results, started)
 
-    def handle(path: Path, results: Results) -> None:
-        call, audio = _stage("ingest", ingest_audio, path, options.ingest, manifest)
-        if call.call_id in seen_ids:
-            log.info("%s has the same content as %s: processed once", path, seen_ids[call.call_id])
-            results.n_skipped += 1
-            return
-        seen_ids[call.call_id] = path
-        call = dataclasses.replace(call, model=transcriber.identity)
-        words = _stage("transcribe", transcribe, call, audio, transcriber, call_id=call.call_id)
-        call, words, utterances = _stage("segment", segmenter, call, words, audio, path, call_id=call.call_id)
-        write_text(out_dir / "rttm", f"{call.call_id}.rttm", format_rttm(call.call_id, speaker_turns(utterances)))
-        if scorer is None:
-            results.calls.append(call)
-            results.utterances += utterances
-        else:
-            _stage("score", scorer, call, utterances, words, results, call_id=call.call_id)
-        results.words += words
 
-    _process(paths, "transcribe" if scorer is None else "run", handle, results, progress, fail_fast)
-    tables = ["calls", "utterances", "words", "failures"] + (["findings", "scores"] if scorer else [])
-    rubric_version = scorer.rubric.version if scorer else None
-    _write(out_dir, results, options, tables, model=transcriber.identity, rubric_version=rubric_version)
-    return _summary(out_dir, len(paths), results, started)
+def _options_for_workers(options: Options, workers: int) -> tuple[Options, int]:
+    """Split the cores between the workers (two 1-thread processes beat one 2-thread one)."""
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    if options.transcribe.cpu_threads == 0:
+        options = dataclasses.replace(options, transcribe=dataclasses.replace(options.transcribe, cpu_threads=threads))
+    return options, threads
+
+
+def _check_before_workers(options: Options, score: bool) -> str:
+    """Config, rubric and model-path errors before any worker starts; the model identity."""
+    read_manifest(options.ingest.manifest)
+    if score:
+        load_rubric(options.rubric)
+    load_role_cues(options.segment.role_cues)
+    resolve_model(options.transcribe.model)
+    device, compute_type = resolve_device(options.transcribe.device, options.transcribe.compute_type)
+    return f"{options.transcribe.model} ({device}, {compute_type})"
 
 
 def score_transcripts(
@@ -222,11 +328,11 @@ def score_transcripts(
     results = Results()
 
     def handle(path: Path, results: Results) -> None:
-        call, utterances = _stage("ingest", read_transcript, path, options.ingest)
+        call, utterances = _stage(results, "ingest", read_transcript, path, options.ingest)
         named = {u.speaker: u.role for u in utterances}
         given = (named, "transcript") if "unknown" not in named.values() else None
-        call, utterances = _stage("segment", apply_roles, call, utterances, given, classifier, call_id=call.call_id)
-        _stage("score", scorer, call, utterances, [], results, call_id=call.call_id)
+        call, utterances = _stage(results, "segment", apply_roles, call, utterances, given, classifier, call_id=call.call_id)
+        _stage(results, "score", scorer, call, utterances, [], results, call_id=call.call_id)
 
     _process(paths, "score", handle, results, progress, fail_fast)
     _write(out_dir, results, options, ["calls", "utterances", "words", "findings", "scores", "failures"],
@@ -249,7 +355,8 @@ def rescore(out_dir: Path, options: Options, *, progress: ProgressHook = no_prog
     results = Results()
 
     def handle(call: Call, results: Results) -> None:
-        _stage("score", scorer, call, utterances_of.get(call.call_id, []), words_of.get(call.call_id, []), results, call_id=call.call_id)
+        _stage(results, "score", scorer, call, utterances_of.get(call.call_id, []), words_of.get(call.call_id, []), results,
+               call_id=call.call_id)
 
     _process(calls, "score", handle, results, progress, fail_fast)
     summary = _summary(out_dir, len(calls), results, started)

@@ -133,3 +133,17 @@ def test_score_infers_roles_of_transcript_speakers_that_are_only_named(tmp_path)
     (call,) = read_table(tmp_path / "out", "calls")
     assert (call.role_source, call.needs_review) == ("inferred", False) and call.role_confidence > 0.8
     assert {u.speaker: u.role for u in read_table(tmp_path / "out", "utterances")} == {"Ann": "agent", "Bob": "customer"}
+
+
+def test_two_workers_write_the_same_rows_as_one(tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("poor_opening.mp3", "poor_opening_mono.opus"):
+        shutil.copy(SAMPLE_DIR / name, inputs / name)
+    shutil.copy(SAMPLE_DIR / "poor_opening.mp3", inputs / "same_call_renamed.mp3")
+    for workers in ("1", "2"):
+        result = runner.invoke(app, ["run", str(inputs), "--out", str(tmp_path / workers), "--workers", workers])
+        assert result.exit_code == 0, result.output
+        assert "3 calls seen, 1 skipped, 2 done" in " ".join(result.stderr.split())
+    for table in ("calls", "utterances", "words", "findings", "scores"):
+        assert read_table(tmp_path / "1", table) == read_table(tmp_path / "2", table), table
