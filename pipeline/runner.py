@@ -279,9 +279,10 @@ def run_audio(
         results.stage_s["load"] = time.perf_counter() - started
         _process(paths, step, processor, results, progress, fail_fast)
         model = processor.transcriber.identity
+        rubric_version = processor.scorer.rubric.version if processor.scorer else None
     else:
         options, threads = _options_for_workers(options, workers)
-        model = _check_before_workers(options, score)
+        model, rubric_version = _check_before_workers(options, score)
         context = multiprocessing.get_context("spawn")  # no fork of a process holding model threads
         initargs = (options, out_dir, score, threads)
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=initargs) as pool:
@@ -291,7 +292,7 @@ def run_audio(
                 raise ModelError("a worker process could not start or died; run with --workers 1 to see why.") from None
     tables = ["calls", "utterances", "words", "failures"] + (["findings", "scores"] if score else [])
     write_started = time.perf_counter()
-    _write(out_dir, results, options, tables, model=model, rubric_version=load_rubric(options.rubric).version if score else None)
+    _write(out_dir, results, options, tables, model=model, rubric_version=rubric_version)
     results.stage_s["write"] += time.perf_counter() - write_started
     return _summary(out_dir, len(paths) + n_duplicates, results, started)
 
@@ -304,15 +305,15 @@ def _options_for_workers(options: Options, workers: int) -> tuple[Options, int]:
     return options, threads
 
 
-def _check_before_workers(options: Options, score: bool) -> str:
-    """Config, rubric and model-path errors before any worker starts; the model identity."""
+def _check_before_workers(options: Options, score: bool) -> tuple[str, str | None]:
+    """Config, rubric and model-path errors before any worker starts; the model identity and
+    the rubric version."""
     read_manifest(options.ingest.manifest)
-    if score:
-        load_rubric(options.rubric)
+    rubric_version = load_rubric(options.rubric).version if score else None
     load_role_cues(options.segment.role_cues)
     resolve_model(options.transcribe.model)
     device, compute_type = resolve_device(options.transcribe.device, options.transcribe.compute_type)
-    return f"{options.transcribe.model} ({device}, {compute_type})"
+    return f"{options.transcribe.model} ({device}, {compute_type})", rubric_version
 
 
 def score_transcripts(

@@ -1,7 +1,7 @@
 """Score: run the rubric over a call's utterances; every score comes with its evidence.
 
 Every utterance goes through spaCy's tokenizer, a punctuation sentencizer and a SpanRuler
-holding the rubric's patterns (about 40,000 utterances/s). en_core_web_sm's tagger runs only
+holding the rubric's patterns, which needs no statistical model. en_core_web_sm's tagger runs only
 on the sentences whose question status needs syntax: one that opens with an auxiliary but
 has no question mark ("do you use ..." in a transcript without punctuation).
 Each criterion kind is one function from the annotated call to an Outcome.
