@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+import pandas as pd
 import pyarrow.parquet as pq
 
 from pipeline.errors import ConfigError
@@ -68,6 +69,14 @@ def read_table(out_dir: Path, table: str) -> list:
     if not path.is_file():
         return []
     return from_arrow(pq.read_table(path), TABLES[table])
+
+
+def read_frame(out_dir: Path, table: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """One table as a DataFrame with its declared column types; an absent table is empty."""
+    path = table_path(out_dir, table)
+    if not path.is_file():
+        return to_arrow([], TABLES[table]).to_pandas()
+    return pq.read_table(path, columns=list(columns) if columns else None).to_pandas()
 
 
 def read_metadata(out_dir: Path, table: str) -> dict[str, str]:
