@@ -7,6 +7,7 @@ run (bad arguments, config, rubric or model).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ from rich.table import Table
 from pipeline import runner
 from pipeline.errors import CallqaError
 from pipeline.options import Options, load_options, parse_speakers, validate_roles
-from pipeline.store import read_table
+from pipeline.store import has_table, read_frame, read_table
 
 app = typer.Typer(
     help="Turn recorded customer calls into scored, searchable Parquet tables.\n\n"
@@ -32,6 +33,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+log = logging.getLogger("callqa")
 err = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else 130)  # cron logs: no 80-column wrapping
 
@@ -71,6 +73,24 @@ Transcripts = Annotated[
     typer.Argument(help="Transcript files or folders (.json, .jsonl, .vtt). Omit to re-score the calls already in --out.", show_default=False),
 ]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")]
+Force = Annotated[bool, typer.Option("--force", help="Redo calls the output already holds with the same settings.")]
+Wait = Annotated[bool, typer.Option("--wait", help="If another run is writing --out, wait for it instead of stopping.")]
+Scheduler = Annotated[
+    str | None,
+    typer.Option(
+        "--dask-scheduler", envvar="CALLQA_DASK_SCHEDULER",
+        help="Send the calls to this Dask cluster (tcp://HOST:PORT); its workers must see the input paths. Default: this machine.",
+    ),
+]
+CommitEvery = Annotated[int, typer.Option(min=1, help="Calls per committed part file (finished calls are kept safe before that).")]
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+LogFormatOpt = Annotated[LogFormat, typer.Option(help="json: one JSON object per log line, for log collectors.")]
 
 
 def _options(config, model=None, device=None, batch_size=None, threads=None, channel_roles=None,
@@ -93,12 +113,21 @@ def _options(config, model=None, device=None, batch_size=None, threads=None, cha
     )
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+class JsonLines(logging.Formatter):
+    """One JSON object per record, with any `extra` fields the record carries."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname.lower(), "logger": record.name,
+                 "message": record.getMessage()}
+        entry.update(getattr(record, "fields", {}))
+        return json.dumps(entry, default=str)
+
+
+def _setup_logging(verbose: bool, log_format: LogFormat = LogFormat.text) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLines() if log_format == LogFormat.json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
+    logging.getLogger("callqa").setLevel(logging.INFO)  # progress and the summary, whatever --verbose says
 
 
 @contextmanager
@@ -111,16 +140,16 @@ def _exit_on_error() -> Iterator[None]:
         raise typer.Exit(code=2) from None
 
 
-def _execute(task: Callable[[runner.ProgressHook], runner.Summary], verbose: bool) -> runner.Summary:
-    """Run a task with a progress bar on a terminal, plain log lines otherwise."""
-    _setup_logging(verbose)
-    if not err.is_terminal:
-        log = logging.getLogger("callqa")
-
+def _execute(task: Callable[[runner.ProgressHook], runner.Summary], verbose: bool, log_format: LogFormat = LogFormat.text
+             ) -> runner.Summary:
+    """Run a task with a progress bar on a terminal, plain (or JSON) log lines otherwise."""
+    _setup_logging(verbose, log_format)
+    if not err.is_terminal or log_format == LogFormat.json:
         def log_progress(step: str, item: str, completed: int, total: int) -> None:
-            log.warning("%s %d/%d %s", step, completed, total, item)
+            fields = {"event": "progress", "step": step, "call": item, "completed": completed, "total": total}
+            log.info("%s %d/%d %s", step, completed, total, item, extra={"fields": fields})
 
-        return task(log_progress if verbose else runner.no_progress)
+        return task(log_progress)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as bar:
         ids: dict[str, int] = {}
@@ -132,11 +161,15 @@ def _execute(task: Callable[[runner.ProgressHook], runner.Summary], verbose: boo
         return task(bar_progress)
 
 
-def _finish(summary: runner.Summary) -> None:
-    _print_calls(summary.out_dir)
-    err.print(summary.line(), highlight=False, soft_wrap=True)
+def _finish(summary: runner.Summary, log_format: LogFormat = LogFormat.text) -> None:
+    if log_format == LogFormat.json:
+        log.info(summary.line(), extra={"fields": {"event": "summary", **summary.as_dict()}})
+    else:
+        if summary.n_done:
+            _print_calls(summary.out_dir)
+        err.print(summary.line(), highlight=False, soft_wrap=True)
     if summary.n_failed:
-        err.print(f"[yellow]{summary.n_failed} call(s) failed: see {summary.out_dir / 'failures.parquet'}[/]")
+        err.print(f"[yellow]{summary.n_failed} call(s) failed: see the failures table in {summary.out_dir / 'failures'}[/]")
         raise typer.Exit(code=1)
 
 
@@ -162,6 +195,11 @@ def _print_calls(out_dir: Path) -> None:
     out.print(table)
 
 
+def _settings(workers: int, scheduler: str | None, force: bool, fail_fast: bool, wait: bool, commit_every: int) -> runner.RunSettings:
+    return runner.RunSettings(workers=workers, scheduler=scheduler, force=force, fail_fast=fail_fast, wait_for_lock=wait,
+                              commit_every=commit_every)
+
+
 @app.command()
 def run(
     inputs: Inputs,
@@ -178,19 +216,30 @@ def run(
     filename_pattern: FilenamePattern = None,
     rubric: RubricOpt = None,
     workers: Workers = 1,
+    dask_scheduler: Scheduler = None,
+    force: Force = False,
     fail_fast: FailFast = False,
+    wait: Wait = False,
+    commit_every: CommitEvery = 50,
+    log_format: LogFormatOpt = LogFormat.text,
     verbose: Verbose = False,
 ) -> None:
-    """Transcribe, segment and score recordings into Parquet tables under --out.
+    """Transcribe, segment and score recordings into the Parquet dataset under --out.
 
-    Writes calls, utterances, words, findings, scores and failures. Example: callqa run data/sample --out out/
+    Incremental: calls --out already holds with the same settings are skipped, calls whose
+    rubric changed are re-scored from their stored transcripts, new calls are added.
+    Exit codes: 0 all done, 1 some calls failed (the rest are written), 2 nothing could run.
+
+    Example (nightly): callqa run /recordings/today --out /data/callqa --log-format json
     """
     with _exit_on_error():
         options = _options(config, model, device, batch_size, threads, channel_roles, manifest, filename_pattern, rubric, speakers, rttm)
+        settings = _settings(workers, dask_scheduler, force, fail_fast, wait, commit_every)
         summary = _execute(
-            lambda progress: runner.run_audio(inputs, out_dir, options, workers=workers, progress=progress, fail_fast=fail_fast), verbose
+            lambda progress: runner.run_audio(inputs, out_dir, options, settings=dataclasses.replace(settings, progress=progress)),
+            verbose, log_format,
         )
-    _finish(summary)
+    _finish(summary, log_format)
 
 
 @app.command()
@@ -208,7 +257,12 @@ def transcribe(
     manifest: Manifest = None,
     filename_pattern: FilenamePattern = None,
     workers: Workers = 1,
+    dask_scheduler: Scheduler = None,
+    force: Force = False,
     fail_fast: FailFast = False,
+    wait: Wait = False,
+    commit_every: CommitEvery = 50,
+    log_format: LogFormatOpt = LogFormat.text,
     verbose: Verbose = False,
 ) -> None:
     """Transcribe and segment recordings without scoring; `callqa score --out DIR` scores them later.
@@ -217,13 +271,12 @@ def transcribe(
     """
     with _exit_on_error():
         options = _options(config, model, device, batch_size, threads, channel_roles, manifest, filename_pattern, speakers=speakers, rttm=rttm)
+        settings = _settings(workers, dask_scheduler, force, fail_fast, wait, commit_every)
         summary = _execute(
-            lambda progress: runner.run_audio(
-                inputs, out_dir, options, score=False, workers=workers, progress=progress, fail_fast=fail_fast
-            ),
-            verbose,
+            lambda progress: runner.run_audio(inputs, out_dir, options, score=False, settings=dataclasses.replace(settings, progress=progress)),
+            verbose, log_format,
         )
-    _finish(summary)
+    _finish(summary, log_format)
 
 
 @app.command()
@@ -232,30 +285,77 @@ def score(
     out_dir: OutDir = Path("callqa-out"),
     config: Config = None,
     rubric: RubricOpt = None,
+    force: Force = False,
     fail_fast: FailFast = False,
+    wait: Wait = False,
+    commit_every: CommitEvery = 50,
+    log_format: LogFormatOpt = LogFormat.text,
     verbose: Verbose = False,
 ) -> None:
     """Score transcript files, or re-score the calls already transcribed in --out.
 
-    Re-scoring reads the stored utterances: a changed rubric needs no new transcription.
+    Re-scoring reads the stored transcripts of the calls whose rubric differs (every call with
+    --force): a changed rubric needs no new transcription.
     Examples: callqa score transcripts/ --out out/ ; callqa score --out out/ --rubric my.toml
     """
     with _exit_on_error():
         options = _options(config, rubric=rubric)
+        settings = _settings(1, None, force, fail_fast, wait, commit_every)
         if inputs:
-            summary = _execute(lambda progress: runner.score_transcripts(inputs, out_dir, options, progress=progress, fail_fast=fail_fast), verbose)
+            def task(progress):
+                return runner.score_transcripts(inputs, out_dir, options, settings=dataclasses.replace(settings, progress=progress))
         else:
-            summary = _execute(lambda progress: runner.rescore(out_dir, options, progress=progress, fail_fast=fail_fast), verbose)
-    _finish(summary)
+            def task(progress):
+                return runner.rescore(out_dir, options, settings=dataclasses.replace(settings, progress=progress))
+        summary = _execute(task, verbose, log_format)
+    _finish(summary, log_format)
+
+
+def _require_calls(out_dir: Path) -> None:
+    if not has_table(out_dir, "calls"):
+        err.print(f"[bold red]error:[/] {out_dir} holds no calls; run `callqa run INPUT --out {out_dir}` first.")
+        raise typer.Exit(code=2)
 
 
 @app.command()
 def show(out_dir: Annotated[Path, typer.Argument(help="A folder written by callqa run, transcribe or score.")]) -> None:
-    """Print the scored calls of an output folder as a table."""
-    if not (out_dir / "calls.parquet").is_file():
-        err.print(f"[bold red]error:[/] {out_dir} holds no calls.parquet; run `callqa run INPUT --out {out_dir}` first.")
-        raise typer.Exit(code=2)
+    """Print the calls of an output folder as a table."""
+    _require_calls(out_dir)
     _print_calls(out_dir)
+
+
+@app.command()
+def check(
+    out_dir: Annotated[Path, typer.Argument(help="A folder written by callqa run or score.")],
+    min_score: Annotated[float, typer.Option(help="Lowest acceptable score, 0-100 (criterion scores are scaled to 0-100 too).")],
+    criterion: Annotated[str | None, typer.Option(help="Check this criterion's score instead of the call's overall score.")] = None,
+    max_below: Annotated[int, typer.Option(min=0, help="How many calls may fall below before the check fails.")] = 0,
+) -> None:
+    """A quality gate for CI: exit 1 when more than --max-below calls score under --min-score.
+
+    Calls that could not be scored (roles unknown) are listed but do not fail the gate.
+    Example: callqa check out/ --min-score 60 ; callqa check out/ --criterion opening --min-score 100
+    """
+    _require_calls(out_dir)
+    if criterion is None:
+        scores = read_frame(out_dir, "calls", ["call_id", "source_path", "score"])
+    else:
+        scores = read_frame(out_dir, "scores", ["call_id", "criterion", "score"])
+        known = sorted(set(scores["criterion"]))
+        if criterion not in known:
+            err.print(f"[bold red]error:[/] no criterion {criterion!r} in {out_dir}; known: {', '.join(known)}.")
+            raise typer.Exit(code=2)
+        scores = scores[scores["criterion"] == criterion].assign(score=lambda f: f["score"] * 100)
+    below = scores[scores["score"] < min_score]
+    unscored = int(scores["score"].isna().sum())
+    what = f"criterion {criterion}" if criterion else "overall score"
+    for row in below.sort_values("score").itertuples():
+        out.print(f"{row.call_id}  {row.score:5.1f}  {getattr(row, 'source_path', '')}", highlight=False)
+    verdict = "FAIL" if len(below) > max_below else "pass"
+    err.print(f"{verdict}: {len(below)} of {len(scores)} calls below {min_score:g} on {what} (allowed {max_below}); {unscored} not scored",
+              highlight=False)
+    if verdict == "FAIL":
+        raise typer.Exit(code=1)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,8 @@ class Call:
     status: str = "ingested"  # "ingested", "transcribed", "scored"
     model: str | None = None
     rubric_version: str | None = None
+    settings_key: str | None = None  # hash of the settings that made the transcript (model, diarization, roles)
+    rubric_key: str | None = None  # hash of the rubric that made the scores (and callqa's version)
 
 
 @dataclass(frozen=True)
@@ -165,5 +167,12 @@ def to_arrow(records: typing.Sequence[object], record_type: type) -> pa.Table:
 
 def from_arrow(table: pa.Table, record_type: type) -> list:
     """A table written by `to_arrow` back to records."""
-    names = [f.name for f in dataclasses.fields(record_type)]
-    return [record_type(**{n: row.get(n) for n in names}) for row in table.to_pylist()]
+    fields = dataclasses.fields(record_type)
+    defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
+    names = [f.name for f in fields]
+
+    def value(row: dict, name: str) -> object:  # a column an older part lacks reads as its default
+        got = row.get(name)
+        return defaults.get(name) if got is None else got
+
+    return [record_type(**{n: value(row, n) for n in names}) for row in table.to_pylist()]

@@ -18,7 +18,7 @@ runner = CliRunner()
 SHORT_CALL = SAMPLE_DIR / "poor_opening.mp3"
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["transcribe"], ["score"], ["show"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["transcribe"], ["score"], ["show"], ["check"]])
 def test_help_explains_every_command(command):
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0
@@ -36,7 +36,8 @@ def test_help_explains_every_command(command):
     (["run", "{empty}", "--out", "{tmp}"], "no audio files"),
     (["score", "--out", "{tmp}"], "callqa transcribe"),
     (["score", "{empty}", "--out", "{tmp}"], "no transcripts"),
-    (["show", "{tmp}"], "no calls.parquet"),
+    (["show", "{tmp}"], "holds no calls"),
+    (["check", "{tmp}", "--min-score", "50"], "holds no calls"),
 ])
 def test_errors_exit_2_with_a_clear_message(tmp_path, args, message):
     empty = tmp_path / "empty"
@@ -90,8 +91,8 @@ def test_transcribe_then_score_with_a_changed_rubric_does_not_transcribe_again(t
     out = tmp_path / "out"
     assert runner.invoke(app, ["transcribe", str(SHORT_CALL), "--out", str(out)]).exit_code == 0
     (transcribed,) = read_table(out, "calls")
-    assert transcribed.status == "transcribed" and not (out / "findings.parquet").exists()
-    words_before = (out / "words.parquet").read_bytes()
+    assert transcribed.status == "transcribed" and read_table(out, "findings") == []
+    words_before = read_table(out, "words")
 
     rubric_dir = tmp_path / "rubric"
     shutil.copytree(Path(__file__).parent.parent / "pipeline" / "rubric", rubric_dir, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
@@ -99,10 +100,13 @@ def test_transcribe_then_score_with_a_changed_rubric_does_not_transcribe_again(t
     toml.write_text(toml.read_text().replace('version = "', 'version = "custom-', 1))
     result = runner.invoke(app, ["score", "--out", str(out), "--rubric", str(toml)])
     assert result.exit_code == 0, result.output
+    assert "1 re-scored from stored transcripts" in " ".join(result.stderr.split())
     (scored,) = read_table(out, "calls")
     assert scored.status == "scored" and scored.rubric_version.startswith("custom-")
     assert read_metadata(out, "findings")["rubric_version"].startswith("custom-")
-    assert (out / "words.parquet").read_bytes() == words_before
+    assert read_table(out, "words") == words_before
+    again = runner.invoke(app, ["score", "--out", str(out), "--rubric", str(toml)])
+    assert "1 skipped, 0 done" in " ".join(again.stderr.split())
 
 
 def test_rttm_timelines_replace_diarization_and_their_role_labels_win(tmp_path):
