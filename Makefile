@@ -23,7 +23,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/callqa run data/sample --out $(OUT)
-	@echo "Parquet tables: $(OUT)/{calls,utterances,words,findings,scores,failures}.parquet"
+	@echo "Parquet datasets (one folder per table): $(OUT)/{calls,utterances,words,findings,scores,failures}/"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

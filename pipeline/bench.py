@@ -5,7 +5,8 @@ its own rate and resampled to the other of 8 and 16 kHz: about 29 minutes), then
 each in a fresh process so that peak memory is its own:
 - raw faster-whisper (decode + batched transcription of every channel, as callqa runs it);
 - the whole callqa pipeline (decode, transcribe, diarize, score, write), 1 and 2 workers;
-- re-scoring the stored transcripts.
+- re-scoring the stored transcripts;
+- peak memory of the pipeline over 10 and over 100 short calls (it must not grow with the count).
 Writes out/bench/bench.json and bench.md and prints the table.
 
 Usage: python -m pipeline.bench [--sample-dir data/sample] [--out out/bench]
@@ -61,6 +62,28 @@ def build_set(sample_dir: Path, out_dir: Path) -> dict[str, list[Path]]:
     return sets
 
 
+def build_short_calls(stereo: list[Path], out_dir: Path, n: int, seconds: float = 12.0) -> list[Path]:
+    """`n` distinct short stereo calls cut from the stereo set (a different slice, and so a different
+    call id, for each), for the memory-versus-count measurement."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        source = stereo[i % len(stereo)]
+        target = out_dir / f"short_{i:03d}.wav"
+        if not target.exists():
+            with wave.open(str(source)) as f:
+                rate, width, channels = f.getframerate(), f.getsampwidth(), f.getnchannels()
+                f.setpos(int((i // len(stereo)) * 2.0 * rate))
+                frames = f.readframes(int(seconds * rate))
+            with wave.open(str(target), "wb") as f:
+                f.setnchannels(channels)
+                f.setsampwidth(width)
+                f.setframerate(rate)
+                f.writeframes(frames)
+        paths.append(target)
+    return paths
+
+
 def _usage() -> dict[str, float]:
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
@@ -99,13 +122,13 @@ def measure_pipeline(paths: list[Path], out_dir: Path, workers: int) -> dict:
 
 
 def measure_rescore(out_dir: Path) -> dict:
-    from pipeline.runner import Scorer, rescore
+    from pipeline.runner import Keys, RunSettings, Scorer, rescore
     from pipeline.store import read_table
 
     started = time.perf_counter()
-    Scorer(Options())  # the load alone, to report it apart
+    Scorer(Options(), Keys(model="", settings=""))  # the load alone, to report it apart
     load_s = time.perf_counter() - started
-    summary = rescore(out_dir, Options())
+    summary = rescore(out_dir, Options(), settings=RunSettings(force=True))
     n_utterances = len(read_table(out_dir, "utterances"))
     score_s = summary.stage_s.get("score", summary.wall_s)
     return {
@@ -161,6 +184,8 @@ def run_bench(sample_dir: Path, out_dir: Path) -> dict:
         "pipeline_all_2": _child("pipeline", encode(every), str(out_dir / "run-all-2"), "2"),
     }
     m["rescore"] = _child("rescore", str(out_dir / "run-all-1"))
+    for n in (10, 100):
+        m[f"short_{n}"] = _child("pipeline", encode(build_short_calls(sets["stereo"], out_dir / "short", n)), str(out_dir / f"run-short-{n}"), "1")
     rows = [
         row("raw faster-whisper, stereo", m["raw_stereo"]),
         row("callqa, stereo, 1 worker", m["pipeline_stereo"], m["raw_stereo"]),
@@ -169,6 +194,8 @@ def run_bench(sample_dir: Path, out_dir: Path) -> dict:
         row("raw faster-whisper, all", m["raw_all"]),
         row("callqa, all, 1 worker", m["pipeline_all_1"], m["raw_all"]),
         row("callqa, all, 2 workers", m["pipeline_all_2"], m["raw_all"]),
+        row("callqa, 10 short calls, 1 worker", m["short_10"]),
+        row("callqa, 100 short calls, 1 worker", m["short_100"]),
     ]
     stages = {name: m[name]["stage_s"] for name in ("pipeline_stereo", "pipeline_mono", "pipeline_all_1")}
     r = m["rescore"]
