@@ -499,12 +499,16 @@ def _run(out_dir: Path, options: Options, keys: Keys, score: bool, plan: Callabl
         totals = Totals(n_seen=n_seen, n_skipped=n_skipped)
         stream = _execute(_with_stored(tasks, out_dir), options, keys, score, settings.workers, settings.scheduler, settings.fail_fast,
                           transcriber)
-        for done, results in enumerate(stream, start=1):
-            _keep(dataset, out_dir, results)
-            totals.add(results)
-            if dataset.n_staged >= settings.commit_every:
-                _timed(totals, "write", dataset.commit, meta)
-            settings.progress("run" if score else "transcribe", _label(results), done, len(tasks))
+        try:
+            for done, results in enumerate(stream, start=1):
+                _keep(dataset, out_dir, results)
+                totals.add(results)
+                if dataset.n_staged >= settings.commit_every:
+                    _timed(totals, "write", dataset.commit, meta)
+                settings.progress("run" if score else "transcribe", _label(results), done, len(tasks))
+        except (KeyboardInterrupt, CallqaError, BrokenProcessPool):
+            dataset.commit(meta)  # interrupted or stopped (--fail-fast): what finished is kept
+            raise
         _timed(totals, "write", dataset.commit, meta)
     return totals.summary(out_dir, started)
 
