@@ -50,6 +50,7 @@ class Call:
     status: str = "ingested"  # "ingested", "transcribed", "scored"
     model: str | None = None
     rubric_version: str | None = None
+    redactions: int = 0  # customer-data spans replaced by their entity type, e.g. [CARD_NUMBER]
 
 
 @dataclass(frozen=True)
