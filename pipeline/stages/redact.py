@@ -93,11 +93,12 @@ NAME_QUESTIONS = ("your name", "who am i speaking", "who i'm speaking", "who do 
 NOT_NAMES = frozenset({
     "and", "from", "with", "calling", "i", "i'm", "here", "the", "a", "an", "speaking", "at", "on", "about", "to", "my", "your",
     "is", "was", "just", "so", "um", "uh", "yes", "yeah", "okay", "ok", "sure", "hi", "hello", "hey", "thanks", "thank", "you",
-    "not", "sorry", "fine", "good", "great", "calling", "going", "trying", "having", "looking", "still", "really", "very",
-    "glad", "happy", "afraid", "new", "back", "sure", "right", "correct", "that", "it", "this", "in", "of", "for", "again",
+    "not", "sorry", "fine", "good", "great", "going", "trying", "having", "looking", "still", "really", "very",
+    "glad", "happy", "afraid", "new", "back", "right", "correct", "that", "it", "this", "in", "of", "for", "again",
     "well", "also", "but", "or", "if", "all", "no", "one", "customer", "agent", "support", "billing", "sales", "team", "manager",
     "there", "today", "now", "please", "can", "could", "would", "will", "be", "been", "have", "has", "do", "does", "did",
-    "frustrated", "upset", "confused", "worried", "interested", "done", "ready", "calling", "moving", "switching", "spelled",
+    "frustrated", "upset", "confused", "worried", "interested", "done", "ready", "moving", "switching", "spelled",
+    "mm-hm", "uh-huh", "mhm", "hmm", "mm", "oh", "ah", "wow",
     *MONTHS, *WEEKDAYS,
 })
 ANSWER_LEADS = frozenset({"yes", "yeah", "sure", "it's", "its", "this", "is", "my", "name", "name's", "um", "uh", "okay", "ok",
@@ -284,6 +285,19 @@ def _nearest_context(window: Sequence[Token], types: Iterable[str]) -> str | Non
     return None
 
 
+def _is_reference(window: Sequence[Token], utt: int) -> bool:
+    """A reference word ("order", "serial", "tracking") among the six tokens before the number in
+    its utterance, with no customer-data context word nearer to it."""
+    for token in reversed(window[-6:]):
+        if token.utt != utt:
+            return False
+        if token.norm in REFERENCE_CONTEXT:
+            return True
+        if any(token.norm in words for words in CONTEXT.values()) or _ends_clause(token):
+            return False
+    return False
+
+
 def classify_number(run: NumberRun, window: Sequence[Token]) -> str | None:
     """The entity type of a spoken or written number from its length and the words before it."""
     n = len(run.digits)
@@ -291,7 +305,7 @@ def classify_number(run: NumberRun, window: Sequence[Token]) -> str | None:
     words = {t.norm for t in window}
     if n in (3, 4) and CVV_CONTEXT & set(near):
         return "CARD_NUMBER"
-    if REFERENCE_CONTEXT & set(near[-3:]):
+    if _is_reference(window, run.tokens[0].utt):
         return None
     if n == 4 and "last" in [t.norm for t in window[-8:]]:
         return _nearest_context(window, ("US_SSN", "CARD_NUMBER", "ACCOUNT_NUMBER"))
@@ -303,7 +317,9 @@ def classify_number(run: NumberRun, window: Sequence[Token]) -> str | None:
     if n == 10 or (n == 11 and run.digits[0] == "1"):
         return _nearest_context(window, ("ACCOUNT_NUMBER", "PHONE_NUMBER", "US_SSN")) if words & CONTEXT["ACCOUNT_NUMBER"] else "PHONE_NUMBER"
     if n == 9:
-        return _nearest_context(window, ("US_SSN", "ACCOUNT_NUMBER", "PHONE_NUMBER")) or "US_SSN"
+        if words & CONTEXT["US_SSN"]:
+            return "US_SSN"
+        return _nearest_context(window, ("ACCOUNT_NUMBER", "PHONE_NUMBER")) or "US_SSN"
     if n == 7:
         return _nearest_context(window, ("PHONE_NUMBER", "ACCOUNT_NUMBER"))
     if n >= 8:
@@ -396,6 +412,24 @@ def _email_domain(tokens: Sequence[Token], at: int) -> int | None:
     return last
 
 
+EMAIL_STOPS = frozenset({"email", "e-mail", "address", "is", "it's", "its", "to", "me", "at", "send", "sure", "um", "uh"})
+
+
+def _email_local_start(tokens: Sequence[Token], at: int) -> int | None:
+    """First token of the local part said before "at": letters, numbers, connectors and at
+    most two words ("s novak one one", "maria underscore lopez", "j o h n")."""
+    begin, n_words = at, 0
+    while begin - 1 >= 0 and not _ends_clause(tokens[begin - 1]):
+        norm = tokens[begin - 1].norm
+        if norm in EMAIL_CONNECTORS or _atoms(norm) is not None or len(norm) == 1 and norm.isalpha():
+            begin -= 1
+        elif re.fullmatch(r"[a-z][a-z0-9._-]*", norm) and norm not in EMAIL_STOPS and n_words < 2:
+            begin, n_words = begin - 1, n_words + 1
+        else:
+            break
+    return begin if begin < at and tokens[begin].norm not in EMAIL_CONNECTORS else None
+
+
 def spoken_emails(call: _Call) -> list[Span]:
     """E-mail addresses as said: "john dot smith at gmail dot com", "j s m i t h eighty two at yahoo.com"."""
     spans = []
@@ -403,13 +437,8 @@ def spoken_emails(call: _Call) -> list[Span]:
         for at, token in enumerate(tokens):
             if token.norm != "at" or (end := _email_domain(tokens, at)) is None:
                 continue
-            begin = at - 1
-            while begin - 1 >= 0 and (tokens[begin - 1].norm in EMAIL_CONNECTORS or tokens[begin].norm in EMAIL_CONNECTORS
-                                      or len(tokens[begin - 1].norm) == 1 and tokens[begin - 1].norm.isalpha()
-                                      or _atoms(tokens[begin].norm) is not None and re.fullmatch(r"[a-z]+", tokens[begin - 1].norm)
-                                      and tokens[begin - 1].norm not in NOT_NAMES) and not _ends_clause(tokens[begin - 1]):
-                begin -= 1
-            if begin >= 0 and tokens[begin].norm not in NOT_NAMES | {"email", "address", "e-mail", "is"}:
+            begin = _email_local_start(tokens, at)
+            if begin is not None:
                 spans += _token_span(tokens[begin: end + 1], "EMAIL_ADDRESS")
     return spans
 
@@ -476,14 +505,21 @@ def _matches(tokens: Sequence[Token], at: int, phrase: Sequence[str]) -> bool:
     return [t.norm for t in tokens[at: at + len(phrase)]] == list(phrase)
 
 
+def _before_calling(tokens: Sequence[Token], start: int) -> bool:
+    """ "it's grace brennan calling": one or two words, then calling/here/speaking/from."""
+    return any(k < len(tokens) and tokens[k].norm in ("calling", "here", "speaking", "from") for k in (start + 1, start + 2))
+
+
 def introduced_names(tokens: Sequence[Token], cased: bool, intros: Sequence[tuple[str, ...]]) -> list[list[Token]]:
     """Names said after "my name is", "this is", "Mr."..."""
     names = []
     for at in range(len(tokens)):
         for phrase in intros:
             if _matches(tokens, at, phrase):
-                if phrase in (("it's",), ("i'm",), ("i", "am"), ("this", "is")) and not cased and at > 2:
-                    continue  # uncased "it's broken", "I'm moving": only at the start of a turn
+                if phrase in (("it's",), ("i'm",), ("i", "am")) and not cased and not _before_calling(tokens, at + len(phrase)):
+                    continue  # uncased "it's broken", "i'm moving": a name only before "calling" or when asked for
+                if phrase == ("this", "is") and not cased and at > 2:
+                    continue
                 name = _name_after(tokens, at + len(phrase), cased)
                 if name:
                     names.append(name)
@@ -495,7 +531,7 @@ def _spelled_letters(tokens: Sequence[Token]) -> list[list[Token]]:
     """Runs of two or more single letters: a name spelled out ("S M I T H")."""
     runs, current = [], []
     for token in tokens:
-        if len(token.norm) == 1 and token.norm.isalpha() and token.norm not in ("a", "i"):
+        if len(token.norm) == 1 and token.norm.isalpha():
             current.append(token)
             if _ends_clause(token):
                 runs.append(current) if len(current) >= 2 else None
@@ -540,7 +576,10 @@ class Redactor:
         """Name tokens the agent introduces in the greeting (and in a transfer's greeting)."""
         keep: set[str] = set()
         roles = [u.role for u in view.utterances]
-        greeting_turns = [i for i, role in enumerate(roles) if role == "agent"][:3] if "agent" in roles else [0]
+        if "agent" in roles:
+            greeting_turns = [i for i, role in enumerate(roles) if role == "agent"][:3]
+        else:  # roles unknown: agents open the call
+            greeting_turns = [0] if set(roles) == {"unknown"} else []
         for i in greeting_turns:
             for name in introduced_names(view.tokens[i], view.cased, AGENT_INTROS):
                 keep.update(t.norm for t in name)
@@ -548,6 +587,9 @@ class Redactor:
             for k in range(1, len(tokens)):  # "Joe speaking"
                 if tokens[k].norm == "speaking" and _looks_like_name(tokens[k - 1], view.cased):
                     keep.add(tokens[k - 1].norm)
+            for k in range(len(tokens) - 1):  # "calling Northwind Internet", "Anna from Contoso": the company
+                if tokens[k].norm in ("calling", "from", "at") and not _ends_clause(tokens[k]):
+                    keep.update(t.norm for t in _name_after(tokens, k + 1, view.cased, most=2))
         return keep
 
     def _names(self, view: _Call, keep: set[str]) -> list[Span]:
