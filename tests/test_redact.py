@@ -136,3 +136,13 @@ def test_transcript_text_stays_out_of_logs_and_errors(tmp_path: Path, caplog: py
     texts = " ".join(u.text for u in read_table(tmp_path / "out", "utterances"))
     assert "Zebulon" not in texts and "4111" not in texts and "[CARD_NUMBER]" in texts and "[PERSON]" in texts
     assert read_table(tmp_path / "out", "calls")[0].redactions == 2
+
+
+def test_cli_rejects_unknown_entities_with_exit_2(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    (tmp_path / "t.json").write_text(json.dumps([{"speaker": "Agent", "text": "Hello."}]))
+    result = CliRunner().invoke(app, ["score", str(tmp_path / "t.json"), "--out", str(tmp_path / "out"), "--redact-entities", "IBAN"])
+    assert result.exit_code == 2 and "IBAN" in result.output and "CARD_NUMBER" in result.output
