@@ -21,9 +21,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+import pipeline.offline  # noqa: F401  # first: sets the offline switches before huggingface_hub and the rest are imported
 from pipeline import runner
 from pipeline.errors import CallqaError
-from pipeline.options import Options, load_options, parse_speakers, validate_roles
+from pipeline.options import REDACT_ENTITIES, Options, load_options, parse_speakers, validate_entities, validate_roles
 from pipeline.store import has_table, read_frame, read_table
 
 app = typer.Typer(
@@ -91,6 +92,24 @@ class LogFormat(StrEnum):
 
 
 LogFormatOpt = Annotated[LogFormat, typer.Option(help="json: one JSON object per log line, for log collectors.")]
+Redact = Annotated[
+    bool | None,
+    typer.Option("--redact/--no-redact", help="Replace customer data (card, account, SSN, phone, e-mail, address, birth date, "
+                 "customer names) with its type, e.g. [CARD_NUMBER], before scoring and writing. Default: on."),
+]
+RedactEntities = Annotated[
+    str | None,
+    typer.Option(help="Entity types to redact, comma-separated, e.g. CARD_NUMBER,US_SSN. Default: all of "
+                 + ",".join(REDACT_ENTITIES) + "."),
+]
+
+
+def _with_redaction(options: Options, redact: bool | None, entities: str | None) -> Options:
+    """The [redact] options with the --redact/--no-redact and --redact-entities flags applied."""
+    changes: dict = {} if redact is None else {"enabled": redact}
+    if entities:
+        changes["entities"] = validate_entities(tuple(e.strip().upper() for e in entities.split(",") if e.strip()))
+    return dataclasses.replace(options, redact=dataclasses.replace(options.redact, **changes))
 
 
 def _options(config, model=None, device=None, batch_size=None, threads=None, channel_roles=None,
@@ -222,6 +241,8 @@ def run(
     wait: Wait = False,
     commit_every: CommitEvery = 50,
     log_format: LogFormatOpt = LogFormat.text,
+    redact: Redact = None,
+    redact_entities: RedactEntities = None,
     verbose: Verbose = False,
 ) -> None:
     """Transcribe, segment and score recordings into the Parquet dataset under --out.
@@ -234,6 +255,7 @@ def run(
     """
     with _exit_on_error():
         options = _options(config, model, device, batch_size, threads, channel_roles, manifest, filename_pattern, rubric, speakers, rttm)
+        options = _with_redaction(options, redact, redact_entities)
         settings = _settings(workers, dask_scheduler, force, fail_fast, wait, commit_every)
         summary = _execute(
             lambda progress: runner.run_audio(inputs, out_dir, options, settings=dataclasses.replace(settings, progress=progress)),
@@ -263,6 +285,8 @@ def transcribe(
     wait: Wait = False,
     commit_every: CommitEvery = 50,
     log_format: LogFormatOpt = LogFormat.text,
+    redact: Redact = None,
+    redact_entities: RedactEntities = None,
     verbose: Verbose = False,
 ) -> None:
     """Transcribe and segment recordings without scoring; `callqa score --out DIR` scores them later.
@@ -271,6 +295,7 @@ def transcribe(
     """
     with _exit_on_error():
         options = _options(config, model, device, batch_size, threads, channel_roles, manifest, filename_pattern, speakers=speakers, rttm=rttm)
+        options = _with_redaction(options, redact, redact_entities)
         settings = _settings(workers, dask_scheduler, force, fail_fast, wait, commit_every)
         summary = _execute(
             lambda progress: runner.run_audio(inputs, out_dir, options, score=False, settings=dataclasses.replace(settings, progress=progress)),
@@ -290,6 +315,8 @@ def score(
     wait: Wait = False,
     commit_every: CommitEvery = 50,
     log_format: LogFormatOpt = LogFormat.text,
+    redact: Redact = None,
+    redact_entities: RedactEntities = None,
     verbose: Verbose = False,
 ) -> None:
     """Score transcript files, or re-score the calls already transcribed in --out.
@@ -299,7 +326,7 @@ def score(
     Examples: callqa score transcripts/ --out out/ ; callqa score --out out/ --rubric my.toml
     """
     with _exit_on_error():
-        options = _options(config, rubric=rubric)
+        options = _with_redaction(_options(config, rubric=rubric), redact, redact_entities)
         settings = _settings(1, None, force, fail_fast, wait, commit_every)
         if inputs:
             def task(progress):

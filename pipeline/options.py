@@ -85,6 +85,39 @@ class SegmentOptions:
     role_cues: Path | None = None
 
 
+REDACT_ENTITIES = (
+    "CARD_NUMBER", "ACCOUNT_NUMBER", "US_SSN", "PHONE_NUMBER", "EMAIL_ADDRESS", "STREET_ADDRESS", "DATE_OF_BIRTH", "PERSON",
+)
+
+
+@dataclass(frozen=True)
+class RedactOptions:
+    """Customer data redaction, applied before anything is scored or written.
+
+    Attributes:
+        enabled: redact transcripts, words and findings (on by default).
+        entities: the entity types to redact, a subset of REDACT_ENTITIES; each redacted
+            span becomes its type in brackets, e.g. `[CARD_NUMBER]`.
+        keep_agent_name: keep the name the agent gives in the greeting ("my name is Joe"),
+            which the opening criterion needs; customers' names are redacted either way.
+        silence_audio: audio clips cut from the recordings silence the redacted time spans
+            (`pipeline.stages.redact.redacted_spans`).
+    """
+
+    enabled: bool = True
+    entities: tuple[str, ...] = REDACT_ENTITIES
+    keep_agent_name: bool = True
+    silence_audio: bool = True
+
+
+def validate_entities(entities: tuple[str, ...]) -> tuple[str, ...]:
+    """Reject entity types that redaction does not know."""
+    bad = [e for e in entities if e not in REDACT_ENTITIES]
+    if bad:
+        raise ConfigError(f"redaction entities {bad} are not known; choose from {', '.join(REDACT_ENTITIES)}.")
+    return entities
+
+
 @dataclass(frozen=True)
 class Options:
     """Everything one run needs; `rubric` None means the bundled default rubric."""
@@ -93,13 +126,17 @@ class Options:
     transcribe: TranscribeOptions = field(default_factory=TranscribeOptions)
     segment: SegmentOptions = field(default_factory=SegmentOptions)
     diarize: DiarizeOptions = field(default_factory=DiarizeOptions)
+    redact: RedactOptions = field(default_factory=RedactOptions)
     rubric: Path | None = None
 
     def as_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str, sort_keys=True)
 
 
-_SECTIONS = {"ingest": IngestOptions, "transcribe": TranscribeOptions, "segment": SegmentOptions, "diarize": DiarizeOptions}
+_SECTIONS = {
+    "ingest": IngestOptions, "transcribe": TranscribeOptions, "segment": SegmentOptions, "diarize": DiarizeOptions,
+    "redact": RedactOptions,
+}
 
 
 def _section(name: str, cls: type, values: dict, source: Path) -> object:
@@ -112,6 +149,8 @@ def _section(name: str, cls: type, values: dict, source: Path) -> object:
         )
     if "channel_roles" in values:
         values = {**values, "channel_roles": tuple(values["channel_roles"])}
+    if "entities" in values:
+        values = {**values, "entities": validate_entities(tuple(values["entities"]))}
     for path_key in ("manifest", "rttm_dir", "role_cues"):
         if values.get(path_key):
             values = {**values, path_key: (source.parent / values[path_key]).resolve()}

@@ -52,6 +52,7 @@ class Call:
     rubric_version: str | None = None
     settings_key: str | None = None  # hash of the settings that made the transcript (model, diarization, roles)
     rubric_key: str | None = None  # hash of the rubric that made the scores (and callqa's version)
+    redactions: int = 0  # customer-data spans replaced by their entity type, e.g. [CARD_NUMBER]
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from pipeline.roles import DEFAULT_ROLE_CUES, RoleClassifier, load_role_cues
 from pipeline.rttm import find_rttm, format_rttm, parse_rttm, speaker_turns
 from pipeline.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 from pipeline.stages.ingest import AUDIO_SUFFIXES, content_id, discover, ingest_audio, read_manifest
+from pipeline.stages.redact import Redactor
 from pipeline.stages.score import Annotator, score_call
 from pipeline.stages.segment import ChannelDiarizer, Diarizer, TimelineDiarizer, apply_roles, segment
 from pipeline.stages.transcribe import FasterWhisperTranscriber, Transcriber, resolve_device, resolve_model, transcribe
@@ -231,6 +232,10 @@ class Worker:
     def segmenter(self) -> Segmenter:
         return Segmenter(self.options)
 
+    @functools.cached_property
+    def redactor(self) -> Redactor:
+        return Redactor(self.options.redact)  # customer data out before scoring and writing
+
     def __call__(self, task: Task, fail_fast: bool = False) -> Results:
         """One task's results; a per-call error becomes a failure row (or, with fail_fast, stops the run)."""
         results = Results(kind=task.kind)
@@ -256,6 +261,7 @@ class Worker:
         call = dataclasses.replace(call, model=self.transcriber.identity, settings_key=self.keys.settings)
         words = _stage(results, "transcribe", transcribe, call, audio, self.transcriber, call_id=call.call_id)
         call, words, utterances = _stage(results, "segment", self.segmenter, call, words, audio, task.path, call_id=call.call_id)
+        call, utterances, words = _stage(results, "redact", self.redactor, call, utterances, words, call_id=call.call_id)
         results.rttm[call.call_id] = format_rttm(call.call_id, speaker_turns(utterances))
         if self.score:
             _stage(results, "score", self.scorer, call, utterances, words, results, call_id=call.call_id)
@@ -270,6 +276,7 @@ class Worker:
         named = {u.speaker: u.role for u in utterances}
         given = (named, "transcript") if "unknown" not in named.values() else None
         call, utterances = _stage(results, "segment", apply_roles, call, utterances, given, self.segmenter.classifier, call_id=call.call_id)
+        call, utterances, _ = _stage(results, "redact", self.redactor, call, utterances, [], call_id=call.call_id)
         _stage(results, "score", self.scorer, call, utterances, [], results, call_id=call.call_id)
 
     def _rescore(self, task: Task, results: Results) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import webvtt
 
 from pipeline.errors import TranscriptError
+from pipeline.names import safe_name
 from pipeline.options import IngestOptions
 from pipeline.records import Call, Utterance
 from pipeline.stages.ingest import SIDECAR_SUFFIX, call_metadata, content_id, parse_call_time
@@ -79,7 +80,7 @@ def read_transcript(path: Path, options: IngestOptions) -> tuple[Call, list[Utte
         header, rows = {}, _rows_from_vtt(path)
     else:
         header, rows = _rows_from_json(path)
-    call_id = str(header.get("call_id") or content_id(path))
+    call_id = safe_name(str(header.get("call_id") or content_id(path)))  # output files are named after it
     for number, row in enumerate(rows, start=1):
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
             raise TranscriptError(f"utterance {number} has no text; each utterance needs a \"text\" string.")
