@@ -12,19 +12,28 @@ from pipeline.rubric import DEFAULT_RUBRIC, load_rubric
 CRITERIA = [
     "talk_ratio",
     "discovery",
+    "challenges",
+    "relationships",
     "acknowledgement",
+    "interruptions",
     "empathy",
+    "respect",
     "ownership",
     "opening",
     "next_steps",
-    "interruptions",
+    "closing",
+    "escalation",
+    "customer_sentiment",
+    "checking_in",
+    "over_promise",
+    "competitors",
 ]
 
 
 def test_default_rubric_has_every_criterion(rubric):
     assert [c.name for c in rubric.criteria] == CRITERIA
-    assert rubric.version == "2026.11.0"
-    assert rubric.markers == ("pitch",)
+    assert rubric.version == "2026.11.1"
+    assert "pitch" in rubric.markers and "deflection" in rubric.markers
 
 
 @pytest.mark.parametrize("name", CRITERIA)
@@ -72,9 +81,9 @@ RUBRIC_EDITS = {
         "criteria.ownership",
     ),
     "bad-role": ('kind = "talk_ratio"\nrole = "agent"', 'kind = "talk_ratio"\nrole = "boss"', "criteria.talk_ratio"),
-    "missing-param": ("params = { band = [0.35, 0.65] }", "params = {}", "criteria.talk_ratio.params"),
-    "unknown-param": ("params = { target = 1 }", "params = { target = 1, goal = 2 }", "criteria.acknowledgement.params"),
-    "missing-version": ('version = "2026.11.0"', "", "version"),
+    "missing-param": ("params = { band = [0.35, 0.65], band_by_team", "params = { band_by_team", "criteria.talk_ratio.params"),
+    "unknown-param": ('params = { target = 1 }\nexamples.match = [\n    { text = "So if', 'params = { target = 1, goal = 2 }\nexamples.match = [\n    { text = "So if', "criteria.acknowledgement.params"),
+    "missing-version": ('version = "2026.11.1"', "", "version"),
     "element-without-pattern": ('"opening.offer_help"]', '"opening.offer_hlep"]', "criteria.opening"),
     "example-rule-without-pattern": ('rules = ["empathy.apologize"]', 'rules = ["empathy.apologise"]', "criteria.empathy"),
     "missing-pattern-file": ('"patterns/empathy.jsonl"', '"patterns/empathy_v2.jsonl"', "empathy_v2.jsonl"),
