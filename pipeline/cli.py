@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipeline import runner
-from pipeline.errors import CallqaError
+from pipeline.errors import CallqaError, ConfigError
 from pipeline.options import Options, load_options, parse_speakers, validate_roles
 from pipeline.store import read_table
 
@@ -256,6 +256,33 @@ def show(out_dir: Annotated[Path, typer.Argument(help="A folder written by callq
         err.print(f"[bold red]error:[/] {out_dir} holds no calls.parquet; run `callqa run INPUT --out {out_dir}` first.")
         raise typer.Exit(code=2)
     _print_calls(out_dir)
+
+
+# --- explain (issue 4): the logic is in pipeline/explain.py ---------------------------------
+@app.command()
+def explain(
+    target: Annotated[str, typer.Argument(help="Some text to annotate, or with --out a call id (a unique prefix, or the source file name).")],
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder holding the call; without it TARGET is text.")] = None,
+    rubric: RubricOpt = None,
+    role: Annotated[str, typer.Option(help="Who says the text: agent or customer (text only).")] = "agent",
+) -> None:
+    """Show which rules fire on which words, or how a stored call's scores were computed.
+
+    Examples: callqa explain "I'll take care of this by Friday" ; callqa explain d2de5fac --out out/
+    """
+    from pipeline.explain import explain_call, explain_text
+    from pipeline.rubric import load_rubric
+    from pipeline.stages.score import Annotator
+
+    with _exit_on_error():
+        loaded = load_rubric(rubric)
+        if out_dir is not None:
+            text = explain_call(out_dir, target, loaded)
+        else:
+            if role not in ("agent", "customer"):
+                raise ConfigError(f"--role {role!r} is not valid; use agent or customer.")
+            text = explain_text(target, loaded, Annotator(loaded), role)
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ def _fail(path: Path, where: str, problem: str, fix: str) -> RubricError:
     return RubricError(f"{path}: {where}: {problem}. Fix: {fix}.")
 
 
-def _load_patterns(rubric_path: Path, path: Path, labels: set[str]) -> list[dict]:
+def _load_patterns(rubric_path: Path, path: Path, labels: set[str], removed: frozenset[str] = frozenset()) -> list[dict]:
     if not path.is_file():
         raise _fail(rubric_path, "patterns", f"pattern file {path.name} does not exist ({path})", "correct the path (relative to the rubric file)")
     patterns = []
@@ -109,6 +109,8 @@ def _load_patterns(rubric_path: Path, path: Path, labels: set[str]) -> list[dict
             raise _fail(path, f"line {line_no}", f"missing {sorted(missing)}", fix)
         if not isinstance(pattern["label"], str) or not isinstance(pattern["id"], str):
             raise _fail(path, f"line {line_no}", "label and id must be strings", 'write e.g. "label": "empathy", "id": "empathy.my_rule"')
+        if pattern["label"] in removed:  # a criterion the rubric removed from its base
+            continue
         if pattern["label"] not in labels:
             raise _fail(path, f"line {line_no}", f"label {pattern['label']!r} is not a criterion or marker", f"use one of {sorted(labels)}")
         if not pattern["id"].startswith(pattern["label"] + "."):
@@ -210,7 +212,8 @@ def _merged(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         return data
     base_path = DEFAULT_RUBRIC if base_name == "default" else (path.parent / base_name).resolve()
     if not base_path.is_file():
-        raise _fail(path, "extends", f"{base_name!r} is neither \"default\" nor an existing file", 'write extends = "default" or a path relative to this file')
+        fix = 'write extends = "default" or a path relative to this file'
+        raise _fail(path, "extends", f"{base_name!r} is neither \"default\" nor an existing file", fix)
     base = _merged(base_path, (*seen, path))
     criteria = {name: dict(raw) for name, raw in base.get("criteria", {}).items()}
     for name in data.get("remove", ()):
@@ -229,6 +232,7 @@ def _merged(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         "markers": list(dict.fromkeys([*base.get("markers", ()), *data.get("markers", ())])),
         "criteria": criteria,
         "rules": rules,
+        "removed": [*base.get("removed", ()), *data.get("remove", ())],
     }
 
 
@@ -251,7 +255,9 @@ def load_rubric(path: Path | None = None) -> Rubric:
     criteria = tuple(_criterion(path, name, raw) for name, raw in data["criteria"].items())
     markers = tuple(data.get("markers", ()))
     labels = {c.name for c in criteria} | set(markers)
-    patterns = tuple(p for f in data["patterns"] for p in _load_patterns(path, f, labels)) + tuple(_mention_patterns(criteria))
-    rubric = Rubric(version=data["version"], path=path, criteria=criteria, patterns=patterns, markers=markers, rules=data.get("rules", {}))
+    removed = frozenset(data.get("removed", ())) - labels
+    patterns = tuple(p for f in data["patterns"] for p in _load_patterns(path, f, labels, removed)) + tuple(_mention_patterns(criteria))
+    rules = {rid: r for rid, r in data.get("rules", {}).items() if rid.split(".", 1)[0] not in removed}
+    rubric = Rubric(version=data["version"], path=path, criteria=criteria, patterns=patterns, markers=markers, rules=rules)
     _check_rule_references(rubric)
     return rubric

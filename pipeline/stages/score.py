@@ -33,7 +33,7 @@ HOW_QUANTITY = frozenset({"many", "much", "long", "often", "far", "soon", "big",
 NOT_QUESTIONS = ("who knows", "why not", "which is why", "what if", "how come")
 LEAD_INS = frozenset({
     "so", "and", "okay", "ok", "well", "now", "great", "alright", "right", "also", "but", "then", "oh", "sorry", "um", "uh",
-    "finally", "and", "perfect", "sure",
+    "finally", "perfect", "sure",
 })
 AUXILIARIES = frozenset({
     "do", "does", "did", "are", "is", "was", "were", "am", "can", "could", "would", "will", "have", "has", "had",
@@ -217,8 +217,9 @@ class Annotator:
         for span in spans:
             in_sentence.setdefault(sentence_of[span.start], set()).add(span.label_)
         in_turn = {span.label_ for span in spans}
-        hits, seen = [], set()
-        for span in spans:
+        hits, taken = [], {}
+        # longest first, so overlapping hits of one rule count once ("I can imagine how" + "how frustrating")
+        for span in sorted(spans, key=lambda sp: (sp.start_char, -(sp.end_char - sp.start_char))):
             idx = sentence_of[span.start]
             rule = self.rules.get(span.id_, {})
             if rule.get("only_in_question") and question_types[idx] is None:
@@ -233,9 +234,10 @@ class Annotator:
                 continue
             if rule.get("unless_negated") and _negated(doc, span, sentences[idx]):
                 continue
-            if (span.id_, span.start_char) in seen:  # several patterns of one rule on the same words
+            ranges = taken.setdefault(span.id_, [])
+            if any(span.start_char < end and start < span.end_char for start, end in ranges):
                 continue
-            seen.add((span.id_, span.start_char))
+            ranges.append((span.start_char, span.end_char))
             hits.append(Hit(span.id_, span.label_, span.text, span.start_char, span.end_char, idx))
         sentence_words = tuple(sum(not t.is_punct for t in s) for s in sentences)
         return Annotation(tuple(hits), sentence_words, question_types, sentiment, used_syntax)
