@@ -11,6 +11,7 @@ Each criterion kind is one function from the annotated call to an Outcome.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import re
 import statistics
@@ -39,6 +40,7 @@ AUXILIARIES = frozenset({
     "do", "does", "did", "are", "is", "was", "were", "am", "can", "could", "would", "will", "have", "has", "had",
     "should", "shall", "may", "might", "must",
 })
+STARTERS = WH_WORDS | AUXILIARIES | POLITE | frozenset(p.split()[0] for p in OPEN_PROMPTS)
 NEGATIONS = frozenset({"not", "n't", "never", "no", "cannot"})
 STATISTICAL = ("tok2vec", "tagger", "attribute_ruler")
 
@@ -116,7 +118,7 @@ def _needs_syntax(doc) -> bool:
     speech tell "do you use it" (a question) from "do it now", or "what do you use" from "what I hear is"."""
     return any(
         tokens[0].lower_ in AUXILIARIES | WH_WORDS
-        for s in doc.sents if not s.text.rstrip().endswith("?")
+        for s in doc.sents if not s.text.rstrip().endswith("?") and _may_be_question(s)
         for tokens in _clauses(s)
     )
 
@@ -138,7 +140,22 @@ def _wh_is_question(tokens) -> bool:
     return i < len(tokens) and tokens[i].pos_ in {"AUX", "VERB"} and tokens[i].tag_ not in {"VBG", "VBN"}
 
 
+def _may_be_question(sentence) -> bool:
+    """Cheap test before the clause analysis: a "?", or a question word, an auxiliary or an open
+    prompt at the start of the sentence or after a comma."""
+    if sentence.text.rstrip().endswith("?"):
+        return True
+    previous = ","
+    for t in sentence:
+        if previous in (",", *LEAD_INS) and t.lower_ in STARTERS:
+            return True
+        previous = t.lower_ if not t.is_punct else t.text
+    return False
+
+
 def _question_type(sentence) -> str | None:
+    if not _may_be_question(sentence):
+        return None
     asked = sentence.text.rstrip().endswith("?")
     for tokens in _clauses(sentence):
         first = tokens[0].lower_
@@ -210,7 +227,8 @@ class Annotator:
 
     def _annotation(self, doc, sentiment: float | None, used_syntax: bool) -> Annotation:
         sentences = list(doc.sents)
-        sentence_of = {t.i: idx for idx, s in enumerate(sentences) for t in s}
+        starts = [s.start for s in sentences]
+        sentence_of = {span.start: bisect.bisect_right(starts, span.start) - 1 for span in doc.spans[SPANS_KEY]}
         question_types = tuple(_question_type(s) for s in sentences)
         spans = list(doc.spans[SPANS_KEY])
         in_sentence: dict[int, set[str]] = {}
