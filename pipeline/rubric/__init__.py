@@ -237,10 +237,11 @@ def _merged(path: Path, seen: tuple[Path, ...] = ()) -> dict:
 
 
 def _mention_patterns(criteria: tuple[Criterion, ...]) -> list[dict]:
-    """Case-sensitive token patterns for the names a `mentions` criterion lists (e.g. competitors)."""
+    """Token patterns for the names a `mentions` criterion lists (e.g. competitors): the first word as written
+    ("Skyline", not "the city skyline"), the others in any case (ASR writes "Metro cable")."""
     return [
-        {"label": c.name, "id": f"{c.name}.named", "pattern": [{"ORTH": word} for word in name.split()]}
-        for c in criteria if c.kind == "mentions" for name in c.params["names"]
+        {"label": c.name, "id": f"{c.name}.named", "pattern": [{"ORTH": words[0]}] + [{"LOWER": w.lower()} for w in words[1:]]}
+        for c in criteria if c.kind == "mentions" for name in c.params["names"] for words in [name.split()]
     ]
 
 

@@ -412,10 +412,14 @@ def count(criterion: Criterion, turns: Sequence[Turn], call: Call | None = None)
     """Hits of the criterion's labels in the role's speech, against a target count."""
     target = criterion.params["target"]
     findings = [_hit_finding(criterion, t, h) for t, h in _role_hits(turns, criterion.role, criterion.labels())]
+    n_hits = len(findings)
+    if not findings:
+        detail = f"no {criterion.name} rule fired in the {criterion.role}'s speech"
+        findings = [_finding(criterion, f"{criterion.name}.none", "miss", None, detail=detail)]
     return Outcome(
-        score=round(min(1.0, len(findings) / target), 3) if target else 1.0,
-        passed=len(findings) >= target,
-        detail=f"{len(findings)} hit(s), target {target}",
+        score=round(min(1.0, n_hits / target), 3) if target else 1.0,
+        passed=n_hits >= target,
+        detail=f"{n_hits} hit(s), target {target}",
         findings=findings,
     )
 
@@ -442,7 +446,8 @@ def never(criterion: Criterion, turns: Sequence[Turn], call: Call | None = None)
         score=round(max(0.0, 1.0 - len(hits) / max_allowed), 3),
         passed=not hits,
         detail=f"{len(hits)} time(s); never expected (0 at {max_allowed})",
-        findings=[_hit_finding(criterion, t, h, "flag") for t, h in hits],
+        findings=[_hit_finding(criterion, t, h, "flag") for t, h in hits] or [
+            _finding(criterion, f"{criterion.name}.none", "metric", None, detail=f"never said by the {criterion.role}")],
     )
 
 
@@ -576,6 +581,8 @@ def interruptions(criterion: Criterion, turns: Sequence[Turn], call: Call | None
                 barge_ins += 1
                 findings.append(_finding(criterion, f"interruptions.{role}_barge_in", "flag", turn, detail=detail))
         metrics[f"n_{role}_interruptions"] = barge_ins
+    if not findings:
+        findings.append(_finding(criterion, "interruptions.none", "metric", None, detail="nobody started talking over the other"))
     own = metrics[f"n_{criterion.role}_interruptions"]
     max_allowed = criterion.params["max_allowed"]
     return Outcome(
@@ -600,6 +607,8 @@ def escalation(criterion: Criterion, turns: Sequence[Turn], call: Call | None = 
     offers = _role_hits(turns, "agent", criterion.labels())
     findings = [_hit_finding(criterion, t, h) for t, h in offers]
     if not triggers:
+        findings.append(_finding(criterion, "escalation.not_required", "metric", None,
+                                 detail=f"the customer never asked for escalation nor fell below sentiment {low}"))
         return Outcome(1.0, True, f"no escalation required; {len(offers)} offered", findings)
     index = {id(t): i for i, t in enumerate(turns)}
     missed = 0
@@ -671,7 +680,8 @@ def mentions(criterion: Criterion, turns: Sequence[Turn], call: Call | None = No
     by_agent = [(t, h) for t, h in hits if t.role == "agent"]
     max_agent = criterion.params["max_agent_mentions"]
     raised = next((t.role for t, _ in hits), None)
-    findings = [_hit_finding(criterion, t, h, "flag" if t.role == "agent" else "hit") for t, h in hits]
+    findings = [_hit_finding(criterion, t, h, "flag" if t.role == "agent" else "hit") for t, h in hits] or [
+        _finding(criterion, f"{criterion.name}.none", "metric", None, detail="no mention by anyone")]
     return Outcome(
         score=round(max(0.0, 1.0 - len(by_agent) / max_agent), 3),
         passed=not by_agent,
