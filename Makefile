@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.install.stamp
 OUT ?= out/sample
 
-.PHONY: install run test lint eval eval-pii bench samples clean
+.PHONY: install run test lint eval eval-rubric eval-pii bench samples clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,11 +43,16 @@ clean:
 eval: $(STAMP)
 	$(BIN)/callqa run data/sample --out out/eval
 	$(BIN)/python -m pipeline.evaluate data/sample out/eval --json out/eval/eval.json
+	$(BIN)/python -m pipeline.rubric_eval --json out/eval/rubric_eval.json
 	$(BIN)/python -m pipeline.redaction_eval --json out/eval/pii_eval.json
 
 # Redaction recall and precision per entity type on data/pii_eval/ (dev and held-out parts apart).
 eval-pii: $(STAMP)
 	$(BIN)/python -m pipeline.redaction_eval --json out/eval/pii_eval.json
+
+# The rubric's rules against the labelled devset (no audio): precision, recall, F1 per label, dev and test splits.
+eval-rubric: $(STAMP)
+	$(BIN)/python -m pipeline.rubric_eval
 
 # callqa beside raw faster-whisper on a ~29-minute set built from data/sample/ (not part of test).
 bench: $(STAMP)

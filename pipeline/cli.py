@@ -23,7 +23,7 @@ from rich.table import Table
 
 import pipeline.offline  # noqa: F401  # first: sets the offline switches before huggingface_hub and the rest are imported
 from pipeline import runner
-from pipeline.errors import CallqaError
+from pipeline.errors import CallqaError, ConfigError
 from pipeline.options import REDACT_ENTITIES, Options, load_options, parse_speakers, validate_entities, validate_roles
 from pipeline.store import has_table, read_frame, read_table
 
@@ -383,6 +383,33 @@ def check(
               highlight=False)
     if verdict == "FAIL":
         raise typer.Exit(code=1)
+
+
+# --- explain (issue 4): the logic is in pipeline/explain.py ---------------------------------
+@app.command()
+def explain(
+    target: Annotated[str, typer.Argument(help="Some text to annotate, or with --out a call id (a unique prefix, or the source file name).")],
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder holding the call; without it TARGET is text.")] = None,
+    rubric: RubricOpt = None,
+    role: Annotated[str, typer.Option(help="Who says the text: agent or customer (text only).")] = "agent",
+) -> None:
+    """Show which rules fire on which words, or how a stored call's scores were computed.
+
+    Examples: callqa explain "I'll take care of this by Friday" ; callqa explain d2de5fac --out out/
+    """
+    from pipeline.explain import explain_call, explain_text
+    from pipeline.rubric import load_rubric
+    from pipeline.stages.score import Annotator
+
+    with _exit_on_error():
+        loaded = load_rubric(rubric)
+        if out_dir is not None:
+            text = explain_call(out_dir, target, loaded)
+        else:
+            if role not in ("agent", "customer"):
+                raise ConfigError(f"--role {role!r} is not valid; use agent or customer.")
+            text = explain_text(target, loaded, Annotator(loaded), role)
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

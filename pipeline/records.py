@@ -46,6 +46,16 @@ class Call:
     pitch_first: bool | None = None
     n_agent_interruptions: int | None = None
     n_customer_interruptions: int | None = None
+    # rubric metrics (issue 4): conversation dynamics, question mix, customer sentiment, competitors
+    longest_agent_monologue_s: float | None = None  # words instead of seconds for untimed transcripts
+    longest_customer_story_s: float | None = None
+    switches_per_min: float | None = None
+    agent_patience_s: float | None = None  # median pause before the agent answers the customer
+    n_open_questions: int | None = None
+    n_closed_questions: int | None = None
+    customer_sentiment_start: float | None = None  # VADER compound, first third of the customer's talk
+    customer_sentiment_end: float | None = None  # ... last third
+    competitor_raised_by: str | None = None  # role that first mentioned a listed competitor
     score: float | None = None  # 0-100, weighted mean of the criterion scores
     status: str = "ingested"  # "ingested", "transcribed", "scored"
     model: str | None = None

@@ -1,4 +1,10 @@
-"""The rubric: criteria and patterns loaded from data, validated with errors that name the fix."""
+"""The rubric: criteria and patterns loaded from data, validated with errors that name the fix.
+
+A rubric file may say `extends = "default"` (or a path to another rubric): its criteria are
+merged key by key over the base's (a criterion table replaces only the keys it names),
+its pattern files are added, and `remove = ["criterion"]` drops base criteria.
+Per-rule constraints live in `[rules."rule.id"]` tables (see RULE_KEYS).
+"""
 
 from __future__ import annotations
 
@@ -15,13 +21,29 @@ DEFAULT_RUBRIC = Path(__file__).parent / "default.toml"
 
 # The parameters each kind of criterion needs, and the ones it may take.
 KIND_PARAMS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "talk_ratio": (frozenset({"band"}), frozenset()),
-    "count": (frozenset({"target"}), frozenset()),
-    "elements": (frozenset({"elements"}), frozenset({"optional", "window_sentences", "min_sentence_words"})),
+    "talk_ratio": (frozenset({"band"}), frozenset({"band_by_team", "quick_response_s"})),
+    "count": (frozenset({"target"}), frozenset({"labels"})),
+    "balance": (frozenset({"target", "positive", "negative"}), frozenset({"penalty"})),
+    "never": (frozenset({"max_allowed"}), frozenset({"labels"})),
+    "elements": (frozenset({"elements"}), frozenset({
+        "optional", "window_sentences", "min_sentence_words", "window_turns", "window_seconds", "window_from",
+    })),
     "discovery": (frozenset({"min_questions", "pitch_marker"}), frozenset({"not_discovery"})),
     "interruptions": (frozenset({"max_allowed", "min_overlap_s", "backchannels"}), frozenset()),
+    "escalation": (frozenset({"trigger", "within_turns"}), frozenset({"trigger_sentiment_below"})),
+    "sentiment": (frozenset({"min_end"}), frozenset({"max_drop"})),
+    "mentions": (frozenset({"names", "max_agent_mentions"}), frozenset()),
 }
-ROLES = ("agent", "customer")
+ROLES = ("agent", "customer", "any")
+# Constraints a rule's hits must meet, beyond its spaCy pattern. Labels refer to criteria or markers.
+RULE_KEYS = {
+    "only_in_question": bool,  # the sentence must be a question (the tagger decides when there is no "?")
+    "not_in_question": bool,  # the sentence must not be a question
+    "requires_in_sentence": list,  # another label must fire in the same sentence
+    "unless_in_sentence": list,  # ...must not fire in the same sentence
+    "unless_in_turn": list,  # ...must not fire anywhere in the same utterance
+    "unless_negated": bool,  # no "not", "n't", "never", "no" in the 3 words before the hit
+}
 
 
 @dataclass(frozen=True)
@@ -45,6 +67,10 @@ class Criterion:
     examples: tuple[Example, ...] = ()
     counterexamples: tuple[str, ...] = ()
 
+    def labels(self) -> tuple[str, ...]:
+        """The pattern labels whose hits this criterion reads."""
+        return tuple(self.params.get("labels", (self.name,)))
+
 
 @dataclass(frozen=True)
 class Rubric:
@@ -53,19 +79,22 @@ class Rubric:
     criteria: tuple[Criterion, ...]
     patterns: tuple[dict, ...] = field(repr=False)
     markers: tuple[str, ...] = ()
+    rules: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
 
     def rule_ids(self, label: str | None = None) -> set[str]:
         return {p["id"] for p in self.patterns if label is None or p["label"] == label}
+
+    def criterion(self, name: str) -> Criterion:
+        return next(c for c in self.criteria if c.name == name)
 
 
 def _fail(path: Path, where: str, problem: str, fix: str) -> RubricError:
     return RubricError(f"{path}: {where}: {problem}. Fix: {fix}.")
 
 
-def _load_patterns(rubric_path: Path, pattern_file: str, labels: set[str]) -> list[dict]:
-    path = (rubric_path.parent / pattern_file).resolve()
+def _load_patterns(rubric_path: Path, path: Path, labels: set[str], removed: frozenset[str] = frozenset()) -> list[dict]:
     if not path.is_file():
-        raise _fail(rubric_path, "patterns", f"pattern file {pattern_file} does not exist", "correct the path (relative to the rubric file)")
+        raise _fail(rubric_path, "patterns", f"pattern file {path.name} does not exist ({path})", "correct the path (relative to the rubric file)")
     patterns = []
     for line_no, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
@@ -80,6 +109,8 @@ def _load_patterns(rubric_path: Path, pattern_file: str, labels: set[str]) -> li
             raise _fail(path, f"line {line_no}", f"missing {sorted(missing)}", fix)
         if not isinstance(pattern["label"], str) or not isinstance(pattern["id"], str):
             raise _fail(path, f"line {line_no}", "label and id must be strings", 'write e.g. "label": "empathy", "id": "empathy.my_rule"')
+        if pattern["label"] in removed:  # a criterion the rubric removed from its base
+            continue
         if pattern["label"] not in labels:
             raise _fail(path, f"line {line_no}", f"label {pattern['label']!r} is not a criterion or marker", f"use one of {sorted(labels)}")
         if not pattern["id"].startswith(pattern["label"] + "."):
@@ -117,6 +148,10 @@ def _criterion(path: Path, name: str, raw: Mapping) -> Criterion:
         raise _fail(path, f"{where}.params", f"missing {sorted(missing)} for kind {kind!r}", f"add {sorted(missing)}")
     if unknown := set(params) - required - optional:
         raise _fail(path, f"{where}.params", f"unknown {sorted(unknown)} for kind {kind!r}", f"remove them; valid are {sorted(required | optional)}")
+    if params.get("window_from", "start") not in ("start", "end"):
+        raise _fail(path, f"{where}.params", f"window_from {params['window_from']!r} is not valid", 'use "start" or "end"')
+    if not raw.get("source"):
+        raise _fail(path, where, "no source", "quote the sentence of the source document the criterion comes from in source = \"...\"")
     examples, counterexamples = _examples(path, name, raw.get("examples", {}))
     return Criterion(
         name=name,
@@ -133,6 +168,7 @@ def _criterion(path: Path, name: str, raw: Mapping) -> Criterion:
 
 def _check_rule_references(rubric: Rubric) -> None:
     known = rubric.rule_ids()
+    labels = {c.name for c in rubric.criteria} | set(rubric.markers)
     for c in rubric.criteria:
         named = list(c.params.get("elements", ())) + list(c.params.get("optional", ())) + [r for e in c.examples for r in e.rules]
         if unknown := [r for r in named if r not in known]:
@@ -140,17 +176,79 @@ def _check_rule_references(rubric: Rubric) -> None:
         marker = c.params.get("pitch_marker")
         if marker is not None and marker not in rubric.markers:
             raise _fail(rubric.path, f"criteria.{c.name}.params", f"pitch_marker {marker!r} is not declared", f"add {marker!r} to markers")
+        for key in ("labels", "positive", "negative", "not_discovery", "trigger"):
+            if unknown := [lab for lab in c.params.get(key, ()) if lab not in labels]:
+                raise _fail(rubric.path, f"criteria.{c.name}.params.{key}", f"labels {unknown} are not criteria or markers",
+                            f"use criterion names or markers ({sorted(labels)})")
+    for rule_id, constraints in rubric.rules.items():
+        if rule_id not in known:
+            raise _fail(rubric.path, f'rules."{rule_id}"', "no pattern has this rule id", "correct the id or add a pattern for it")
+        for key, value in constraints.items():
+            if key not in RULE_KEYS:
+                raise _fail(rubric.path, f'rules."{rule_id}"', f"unknown constraint {key!r}", f"use one of {sorted(RULE_KEYS)}")
+            if not isinstance(value, RULE_KEYS[key]):
+                raise _fail(rubric.path, f'rules."{rule_id}".{key}', f"{value!r} is not a {RULE_KEYS[key].__name__}", "see the default rubric")
+            if RULE_KEYS[key] is list and (unknown := [lab for lab in value if lab not in labels]):
+                raise _fail(rubric.path, f'rules."{rule_id}".{key}', f"labels {unknown} are not criteria or markers", f"use one of {sorted(labels)}")
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise _fail(path, "file", "the rubric file does not exist", "pass --rubric with an existing TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise _fail(path, "file", f"not valid TOML ({exc})", "check the syntax at that line") from None
+
+
+def _merged(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """The rubric's data with `extends` resolved: pattern paths made absolute, criteria merged."""
+    if path in seen:
+        raise _fail(path, "extends", "the rubric extends itself (a cycle)", "remove the cycle of extends")
+    data = _read_toml(path)
+    data["patterns"] = [(path.parent / p).resolve() for p in data.get("patterns", ())]
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        return data
+    base_path = DEFAULT_RUBRIC if base_name == "default" else (path.parent / base_name).resolve()
+    if not base_path.is_file():
+        fix = 'write extends = "default" or a path relative to this file'
+        raise _fail(path, "extends", f"{base_name!r} is neither \"default\" nor an existing file", fix)
+    base = _merged(base_path, (*seen, path))
+    criteria = {name: dict(raw) for name, raw in base.get("criteria", {}).items()}
+    for name in data.get("remove", ()):
+        if criteria.pop(name, None) is None:
+            raise _fail(path, "remove", f"the base rubric has no criterion {name!r}", f"use one of {sorted(base.get('criteria', {}))}")
+    for name, raw in data.get("criteria", {}).items():
+        merged = criteria.setdefault(name, {})
+        for key, value in raw.items():
+            merged[key] = {**merged.get(key, {}), **value} if key == "params" and isinstance(value, dict) else value
+    rules = {rid: dict(r) for rid, r in base.get("rules", {}).items()}
+    for rid, r in data.get("rules", {}).items():
+        rules[rid] = {**rules.get(rid, {}), **r}
+    return {
+        "version": data.get("version", base.get("version")),
+        "patterns": base["patterns"] + [p for p in data["patterns"] if p not in base["patterns"]],
+        "markers": list(dict.fromkeys([*base.get("markers", ()), *data.get("markers", ())])),
+        "criteria": criteria,
+        "rules": rules,
+        "removed": [*base.get("removed", ()), *data.get("remove", ())],
+    }
+
+
+def _mention_patterns(criteria: tuple[Criterion, ...]) -> list[dict]:
+    """Token patterns for the names a `mentions` criterion lists (e.g. competitors): the first word as written
+    ("Skyline", not "the city skyline"), the others in any case (ASR writes "Metro cable")."""
+    return [
+        {"label": c.name, "id": f"{c.name}.named", "pattern": [{"ORTH": words[0]}] + [{"LOWER": w.lower()} for w in words[1:]]}
+        for c in criteria if c.kind == "mentions" for name in c.params["names"] for words in [name.split()]
+    ]
 
 
 def load_rubric(path: Path | None = None) -> Rubric:
     """Load and validate a rubric TOML file (the bundled default when `path` is None)."""
     path = (path or DEFAULT_RUBRIC).resolve()
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise _fail(path, "file", "the rubric file does not exist", "pass --rubric with an existing TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise _fail(path, "file", f"not valid TOML ({exc})", "check the syntax at that line") from None
+    data = _merged(path)
     if not isinstance(data.get("version"), str):
         raise _fail(path, "version", "missing or not a string", 'add version = "YYYY.MM.N" at the top')
     if not data.get("criteria"):
@@ -158,7 +256,9 @@ def load_rubric(path: Path | None = None) -> Rubric:
     criteria = tuple(_criterion(path, name, raw) for name, raw in data["criteria"].items())
     markers = tuple(data.get("markers", ()))
     labels = {c.name for c in criteria} | set(markers)
-    patterns = tuple(p for f in data.get("patterns", ()) for p in _load_patterns(path, f, labels))
-    rubric = Rubric(version=data["version"], path=path, criteria=criteria, patterns=patterns, markers=markers)
+    removed = frozenset(data.get("removed", ())) - labels
+    patterns = tuple(p for f in data["patterns"] for p in _load_patterns(path, f, labels, removed)) + tuple(_mention_patterns(criteria))
+    rules = {rid: r for rid, r in data.get("rules", {}).items() if rid.split(".", 1)[0] not in removed}
+    rubric = Rubric(version=data["version"], path=path, criteria=criteria, patterns=patterns, markers=markers, rules=rules)
     _check_rule_references(rubric)
     return rubric

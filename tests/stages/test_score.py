@@ -177,3 +177,61 @@ def test_score_overall_is_the_weighted_mean(annotator):
     weighted = [(s.score, s.weight) for s in scores.values() if s.score is not None]
     assert call.score == pytest.approx(100 * sum(s * w for s, w in weighted) / sum(w for _, w in weighted), abs=0.05)
     assert call.status == "scored" and call.rubric_version == RUBRIC.version
+
+
+def test_score_every_criterion_is_judged_with_evidence_on_a_full_call(annotator):
+    call, _, findings, scores = scored(annotator, conversation(
+        ("agent", "Good morning, this is Anna from Contoso. How can I help you today?"),
+        ("customer", "This is terrible, I was charged twice and nobody helps me. I want to speak to a manager."),
+        ("agent", "I'm so sorry about that. Let me get my supervisor on the line for you."),
+        ("agent", "What are the biggest challenges with the current invoices? Who else is involved in paying them?"),
+        ("customer", "Only me. We also looked at Metro Cable."),
+        ("agent", "So if I understand you correctly, the invoice came twice. Our premium plan includes one invoice a month."),
+        ("agent", "I'll take care of the refund. I'll need you to send me the invoice number, please."),
+        ("agent", "Just to recap, you will get the refund within two days."),
+        ("customer", "Thank you so much, that is great."),
+    ))
+    assert all(s.score is not None for s in scores.values()), {k: s.detail for k, s in scores.items() if s.score is None}
+    criteria_with_evidence = {f.criterion for f in findings}
+    assert criteria_with_evidence >= set(scores) - {"checking_in", "over_promise", "interruptions"}
+    assert scores["escalation"].passed is True
+    assert call.customer_sentiment_start < 0 < call.customer_sentiment_end
+    assert scores["customer_sentiment"].passed is True
+    assert call.competitor_raised_by == "customer" and scores["competitors"].passed is True
+
+
+def test_score_flags_deflection_blame_checking_in_and_over_promise(annotator):
+    _, _, findings, scores = scored(annotator, conversation(
+        ("agent", "Hi, just wanted to touch base."),
+        ("customer", "Can you fix my line today?"),
+        ("agent", "Yeah, we can do that! Guaranteed."),
+        ("agent", "That's not my department. You should have read the contract."),
+    ))
+    flags = {f.rule_id for f in findings if f.kind == "flag"}
+    assert {"checking_in.nothing_to_offer", "over_promise.too_easy", "deflection.not_mine", "blame.you_should_have"} <= flags
+    assert scores["checking_in"].score == 0 and scores["over_promise"].score == 0
+    assert scores["ownership"].score == 0 and scores["respect"].passed is False
+
+
+def test_score_escalation_required_but_not_offered_is_flagged(annotator):
+    _, _, findings, scores = scored(annotator, conversation(
+        ("customer", "I want to speak to a manager."),
+        ("agent", "There is no one above me."),
+        ("agent", "Anything else?"),
+    ))
+    assert "escalation.not_offered" in rule_ids(findings) and scores["escalation"].score == 0
+
+
+def test_score_closing_recap_counts_only_in_the_last_60_seconds(annotator):
+    early = conversation(("agent", "Just to recap, the engineer comes on Tuesday."), *[("customer", "word " * 400)] * 2)
+    late = conversation(*[("customer", "word " * 400)] * 2, ("agent", "Just to recap, the engineer comes on Tuesday."))
+    assert scored(annotator, early)[3]["closing"].score == 0
+    assert scored(annotator, late)[3]["closing"].score == 1.0
+
+
+def test_score_talk_ratio_band_follows_the_team(annotator):
+    utterances = conversation(("agent", " ".join(["word"] * 30) + "."), ("customer", " ".join(["word"] * 20) + "."))
+    sales = Call("c1", "x.wav", "audio", 60.0, 2, 16000, team="sales")
+    support = Call("c1", "x.wav", "audio", 60.0, 2, 16000, team="support")
+    assert score_call(sales, utterances, [], RUBRIC, annotator)[3][0].passed is False  # 0.6 > sales band 0.55
+    assert score_call(support, utterances, [], RUBRIC, annotator)[3][0].passed is True

@@ -1,0 +1,152 @@
+"""Precision, recall and F1 of the rubric's rules against the labelled development set.
+
+`python -m pipeline.rubric_eval` (or `make eval-rubric`) annotates every utterance of
+data/rubric_devset/devset.jsonl with the rubric and compares what fires with the labels, per
+label and per split (`dev`: rules are tuned on it; `test`: kept aside). No audio is needed.
+A label is judged only on utterances of the role it describes (LABEL_ROLES in the devset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.rubric import load_rubric
+from pipeline.stages.score import Annotation, Annotator
+
+DEVSET = Path(__file__).resolve().parent.parent / "data" / "rubric_devset" / "devset.jsonl"
+TARGETS = {"f1": 0.9, "recall": 0.8}
+# Devset label -> (role it describes, what must fire): ("question", type), ("label", pattern label) or ("rule", rule id).
+LABELS: dict[str, tuple[str, tuple[str, str]]] = {
+    "question_open": ("any", ("question", "open")),
+    "question_closed": ("any", ("question", "closed")),
+    "challenge_question": ("agent", ("label", "challenges")),
+    "relationship_question": ("agent", ("label", "relationships")),
+    "acknowledgement": ("agent", ("label", "acknowledgement")),
+    "empathy": ("agent", ("label", "empathy")),
+    "courtesy": ("agent", ("label", "courtesy")),
+    "blame_dismissive": ("agent", ("label", "blame")),
+    "ownership": ("agent", ("label", "ownership")),
+    "deflection": ("agent", ("label", "deflection")),
+    "greeting": ("agent", ("rule", "opening.greeting")),
+    "agent_name": ("agent", ("rule", "opening.agent_name")),
+    "company": ("agent", ("rule", "opening.company")),
+    "offer_help": ("agent", ("rule", "opening.offer_help")),
+    "pitch": ("agent", ("label", "pitch")),
+    "commitment_time": ("agent", ("rule", "next_steps.deadline")),
+    "customer_action": ("agent", ("rule", "next_steps.customer_action")),
+    "recap": ("agent", ("rule", "next_steps.recap")),
+    "attendance": ("agent", ("rule", "next_steps.attendance")),
+    "escalation": ("agent", ("label", "escalation")),
+    "escalation_request": ("customer", ("label", "escalation_request")),
+    "over_promise": ("agent", ("label", "over_promise")),
+    "just_checking_in": ("agent", ("label", "checking_in")),
+    "competitor_mention": ("any", ("label", "competitors")),
+}
+
+
+@dataclass(frozen=True)
+class LabelScore:
+    label: str
+    split: str
+    tp: int
+    fp: int
+    fn: int
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    @property
+    def meets_targets(self) -> bool:
+        return self.f1 >= TARGETS["f1"] and self.recall >= TARGETS["recall"]
+
+
+def fires(annotation: Annotation, what: tuple[str, str]) -> bool:
+    kind, name = what
+    if kind == "question":
+        return name in annotation.question_types
+    if kind == "label":
+        return name in annotation.labels()
+    return any(h.rule_id == name for h in annotation.hits)
+
+
+def load_devset(path: Path = DEVSET) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def predictions(rows: list[dict], annotator: Annotator) -> list[Annotation]:
+    return annotator.annotate([r["text"] for r in rows], [r["role"] for r in rows])
+
+
+def evaluate(rows: list[dict], annotations: list[Annotation], split: str) -> tuple[list[LabelScore], list[tuple[str, str, dict]]]:
+    """Per-label counts on one split, and the errors as (label, "fp"/"fn", row)."""
+    scores, errors = [], []
+    for label, (role, what) in LABELS.items():
+        tp = fp = fn = 0
+        for row, annotation in zip(rows, annotations, strict=True):
+            if row["split"] != split or role not in ("any", row["role"]):
+                continue
+            gold, fired = label in row["labels"], fires(annotation, what)
+            tp += gold and fired
+            fp += fired and not gold
+            fn += gold and not fired
+            if gold != fired:
+                errors.append((label, "fp" if fired else "fn", row))
+        scores.append(LabelScore(label, split, tp, fp, fn))
+    return scores, errors
+
+
+def table(dev: list[LabelScore], test: list[LabelScore]) -> str:
+    lines = [f"{'label':22} | {'dev P':>5} {'R':>5} {'F1':>5} {'n':>3} | {'test P':>6} {'R':>5} {'F1':>5} {'n':>3}"]
+    for d, t in zip(dev, test, strict=True):
+        mark = lambda s: " " if s.meets_targets else "*"  # noqa: E731
+        lines.append(f"{d.label:22} | {d.precision:5.2f} {d.recall:5.2f} {d.f1:5.2f}{mark(d)}{d.tp + d.fn:3d} | "
+                     f"{t.precision:6.2f} {t.recall:5.2f} {t.f1:5.2f}{mark(t)}{t.tp + t.fn:3d}")
+    for name, scores in (("dev", dev), ("test", test)):
+        macro = sum(s.f1 for s in scores) / len(scores)
+        missed = [s.label for s in scores if not s.meets_targets]
+        lines.append(f"{name}: macro F1 {macro:.3f}; labels below target (F1 {TARGETS['f1']}, recall {TARGETS['recall']}): "
+                     + (", ".join(missed) or "none"))
+    lines.append("n = positive utterances; * = below target")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rubric", type=Path, default=None, help="rubric TOML (default: the bundled one)")
+    parser.add_argument("--devset", type=Path, default=DEVSET)
+    parser.add_argument("--errors", action="store_true", help="list the dev split's errors (never the test split's: rules are not tuned on it)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the scores as JSON")
+    args = parser.parse_args(argv)
+    rows = load_devset(args.devset)
+    annotations = predictions(rows, Annotator(load_rubric(args.rubric)))
+    dev, dev_errors = evaluate(rows, annotations, "dev")
+    test, _ = evaluate(rows, annotations, "test")
+    print(f"{len(rows)} utterances: {sum(r['split'] == 'dev' for r in rows)} dev, {sum(r['split'] == 'test' for r in rows)} test")
+    print(table(dev, test))
+    if args.errors:
+        for label, kind, row in sorted(dev_errors, key=lambda e: e[0]):
+            print(f"{label:22} {kind} [{row['role']}] {row['text']}")
+    if args.json:
+        payload = [{"label": s.label, "split": s.split, "precision": round(s.precision, 3), "recall": round(s.recall, 3),
+                    "f1": round(s.f1, 3), "tp": s.tp, "fp": s.fp, "fn": s.fn} for s in dev + test]
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
