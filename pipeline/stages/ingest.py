@@ -138,9 +138,14 @@ def check_readable(path: Path) -> bytes:
             head = f.read(HEAD_BYTES)
     except PermissionError:
         info = path.stat()
+        fix = (
+            "give its owner read permission (chmod u+r)"
+            if info.st_uid == os.geteuid()
+            else f"give uid {os.geteuid()} read access (chmod o+r, or a group both share) or run callqa as uid {info.st_uid}"
+        )
         raise AudioError(
             f"cannot read the file: permission denied (mode {stat.filemode(info.st_mode)}, owner uid {info.st_uid}, "
-            f"callqa runs as uid {os.geteuid()}); give that account read access (e.g. chmod o+r) or run callqa as the owner."
+            f"callqa runs as uid {os.geteuid()}); {fix}."
         ) from None
     if not head:
         raise AudioError("the file is empty (0 bytes): the recording was never written or its copy failed; copy it again from the source.")
