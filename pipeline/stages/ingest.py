@@ -28,6 +28,7 @@ SAMPLE_RATE = 16_000
 METADATA_FIELDS = ("agent_id", "team", "call_time", "direction")
 SIDECAR_SUFFIX = ".meta.json"
 HEAD_BYTES = 4096  # enough for any WAV header we check and to tell text from binary
+MAX_WAV_SHORTFALL_S = 0.5  # a WAV missing less than this (a last block not flushed) is decoded as it is
 MIN_DURATION_S = 2.0  # shorter than any greeting: a dropped call or a cut file, nothing to score
 
 
@@ -163,7 +164,7 @@ def looks_like_text(head: bytes) -> bool:
 
 def wav_truncation(head: bytes, file_size: int) -> tuple[float, float] | None:
     """(seconds the WAV header announces, seconds the file holds) when the data chunk is cut short, else None.
-    Recorders that stream write 0 or 0xFFFFFFFF as the data size: that is not a truncation."""
+    Recorders that stream write 0 or 0xFFFFFFFF (some 0x7FFFFFFF) as the data size: that is not a truncation."""
     if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return None
     byte_rate, offset = 0, 12
@@ -173,7 +174,7 @@ def wav_truncation(head: bytes, file_size: int) -> tuple[float, float] | None:
             byte_rate = int.from_bytes(head[offset + 16 : offset + 20], "little")
         elif chunk == b"data":
             present = file_size - (offset + 8)
-            if size in (0, 0xFFFFFFFF) or not byte_rate or present >= size:
+            if size == 0 or size >= 0x7FFFFFFF or not byte_rate or size - present < byte_rate * MAX_WAV_SHORTFALL_S:
                 return None
             return size / byte_rate, present / byte_rate
         offset += 8 + size + (size & 1)  # chunks are padded to an even size
