@@ -18,9 +18,11 @@ import numpy as np
 
 from pipeline.errors import ModelError
 from pipeline.records import Word
+from pipeline.vad import speech_timestamps
 
 SAMPLE_RATE = 16_000
 FRAME_S = 0.01
+EMBED_BATCH = 256  # windows per encoder pass: about 25 MB of LSTM activations
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,34 @@ class DiarizeOptions:
     stray_gap_s: float = 0.25
 
 
+def _batches(indices: np.ndarray) -> list[np.ndarray]:
+    """Runs of consecutive window indices, cut into batches of at most EMBED_BATCH."""
+    runs = np.split(indices, np.flatnonzero(np.diff(indices) != 1) + 1) if len(indices) else []
+    return [run[i : i + EMBED_BATCH] for run in runs for i in range(0, len(run), EMBED_BATCH)]
+
+
+def mel_frames(wav: np.ndarray, first: int, last: int) -> np.ndarray:
+    """Mel frames first..last-1 of Resemblyzer's `wav_to_mel_spectrogram(wav)`, computed from
+    only the samples they cover (frames are centred on multiples of the hop, zero-padded at
+    the ends like librosa's centred STFT), as float32 (frames, mel channels)."""
+    import librosa
+    from resemblyzer import hparams
+
+    n_fft = int(hparams.sampling_rate * hparams.mel_window_length / 1000)
+    hop = int(hparams.sampling_rate * hparams.mel_window_step / 1000)
+    start, stop = first * hop - n_fft // 2, (last - 1) * hop + n_fft - n_fft // 2
+    piece = wav[max(start, 0) : min(stop, len(wav))]
+    piece = np.pad(piece, (max(-start, 0), max(stop - len(wav), 0)))
+    mel = librosa.feature.melspectrogram(y=piece, sr=hparams.sampling_rate, n_fft=n_fft, hop_length=hop,
+                                         n_mels=hparams.mel_n_channels, center=False)
+    return mel.astype(np.float32).T
+
+
 def speech_mask(samples: np.ndarray) -> np.ndarray:
     """Speech (True) per 10 ms frame, from faster-whisper's Silero VAD."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
+    from faster_whisper.vad import VadOptions
 
-    regions = get_speech_timestamps(samples, VadOptions(min_silence_duration_ms=300, speech_pad_ms=100))
+    regions = speech_timestamps(samples, VadOptions(min_silence_duration_ms=300, speech_pad_ms=100))
     hop = int(SAMPLE_RATE * FRAME_S)
     mask = np.zeros(len(samples) // hop + 1, dtype=bool)
     for region in regions:  # start/end are sample indices here
@@ -150,19 +175,33 @@ class EmbeddingDiarizer:
         return other
 
     def embed(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Window centres in seconds and their embeddings, speech windows only."""
+        """Window centres in seconds and their embeddings, speech windows only.
+
+        Only the windows the VAD calls speech go through the encoder, in batches of
+        EMBED_BATCH, each with the mel frames of its own stretch of audio: the same embeddings
+        as Resemblyzer's embed_utterance gives those windows, at a cost that follows the speech
+        and a memory that does not grow with the recording (a two-hour file is 28,800 windows,
+        which embed_utterance would push through the LSTM in one batch)."""
         from resemblyzer.audio import normalize_volume
 
-        wav = normalize_volume(samples.astype(np.float32), -30, increase_only=True)
-        _, embeddings, slices = self.encoder.embed_utterance(
-            wav, return_partials=True, rate=self.options.windows_per_s, min_coverage=0.5
-        )
+        wav = normalize_volume(samples.astype(np.float32, copy=False), -30, increase_only=True)
+        wav_slices, mel_slices = self.encoder.compute_partial_slices(len(wav), self.options.windows_per_s, 0.5)
         mask = speech_mask(samples)
         hop = int(SAMPLE_RATE * FRAME_S)
-        speech = np.array([mask[s.start // hop : max(s.start // hop + 1, min(s.stop, len(samples)) // hop)].mean() for s in slices])
-        keep = speech >= self.options.min_speech
-        centres = np.array([(s.start + min(s.stop, len(samples))) / 2 / SAMPLE_RATE for s in slices])
-        return centres[keep], embeddings[keep]
+        speech = np.array([mask[s.start // hop : max(s.start // hop + 1, min(s.stop, len(samples)) // hop)].mean() for s in wav_slices])
+        kept = np.flatnonzero(speech >= self.options.min_speech)
+        centres = np.array([(wav_slices[i].start + min(wav_slices[i].stop, len(samples))) / 2 / SAMPLE_RATE for i in kept])
+        batches = [self._embed_windows(wav, [mel_slices[i] for i in batch]) for batch in _batches(kept)]
+        return centres, np.concatenate(batches) if batches else np.zeros((0, 256), dtype=np.float32)
+
+    def _embed_windows(self, wav: np.ndarray, windows: Sequence[slice]) -> np.ndarray:
+        import torch
+
+        first, last = windows[0].start, windows[-1].stop
+        mel = mel_frames(wav, first, last)
+        with torch.no_grad():
+            mels = torch.from_numpy(np.stack([mel[w.start - first : w.stop - first] for w in windows]))
+            return self.encoder(mels).numpy()
 
     def assign(self, words: Sequence[Word], audio: Sequence[np.ndarray]) -> list[Word]:
         centres, embeddings = self.embed(audio[0])

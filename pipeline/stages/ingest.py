@@ -6,16 +6,18 @@ Decoding uses PyAV (what faster-whisper itself uses), so no system ffmpeg is nee
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import json
+import os
 import re
-from collections.abc import Iterable, Mapping
+import stat
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import av
 import numpy as np
-from faster_whisper import decode_audio
 
 from pipeline.errors import AudioError, ConfigError
 from pipeline.options import IngestOptions, parse_speakers
@@ -25,6 +27,9 @@ AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".
 SAMPLE_RATE = 16_000
 METADATA_FIELDS = ("agent_id", "team", "call_time", "direction")
 SIDECAR_SUFFIX = ".meta.json"
+HEAD_BYTES = 4096  # enough for any WAV header we check and to tell text from binary
+MAX_WAV_SHORTFALL_S = 0.5  # a WAV missing less than this (a last block not flushed) is decoded as it is
+MIN_DURATION_S = 2.0  # shorter than any greeting: a dropped call or a cut file, nothing to score
 
 
 def discover(inputs: Iterable[Path], suffixes: frozenset[str]) -> list[Path]:
@@ -127,44 +132,166 @@ def _channel_roles(value: object) -> str | None:
     return ",".join(roles)
 
 
-def probe(path: Path) -> tuple[int, int]:
+def check_readable(path: Path) -> bytes:
+    """The first bytes of a file that can be read and is not empty."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(HEAD_BYTES)
+    except PermissionError:
+        info = path.stat()
+        fix = (
+            "give its owner read permission (chmod u+r)"
+            if info.st_uid == os.geteuid()
+            else f"give uid {os.geteuid()} read access (chmod o+r, or a group both share) or run callqa as uid {info.st_uid}"
+        )
+        raise AudioError(
+            f"cannot read the file: permission denied (mode {stat.filemode(info.st_mode)}, owner uid {info.st_uid}, "
+            f"callqa runs as uid {os.geteuid()}); {fix}."
+        ) from None
+    if not head:
+        raise AudioError("the file is empty (0 bytes): the recording was never written or its copy failed; copy it again from the source.")
+    return head
+
+
+def looks_like_text(head: bytes) -> bool:
+    """True when the bytes are printable UTF-8 text (a note or transcript saved under an audio name)."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in "\t\r\n" for c in text)
+
+
+def wav_truncation(head: bytes, file_size: int) -> tuple[float, float] | None:
+    """(seconds the WAV header announces, seconds the file holds) when the data chunk is cut short, else None.
+    Recorders that stream write 0 or 0xFFFFFFFF (some 0x7FFFFFFF) as the data size: that is not a truncation."""
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    byte_rate, offset = 0, 12
+    while offset + 8 <= len(head):
+        chunk, size = head[offset : offset + 4], int.from_bytes(head[offset + 4 : offset + 8], "little")
+        if chunk == b"fmt ":
+            byte_rate = int.from_bytes(head[offset + 16 : offset + 20], "little")
+        elif chunk == b"data":
+            present = file_size - (offset + 8)
+            if size == 0 or size >= 0x7FFFFFFF or not byte_rate or size - present < byte_rate * MAX_WAV_SHORTFALL_S:
+                return None
+            return size / byte_rate, present / byte_rate
+        offset += 8 + size + (size & 1)  # chunks are padded to an even size
+    return None
+
+
+def probe(path: Path, head: bytes = b"") -> tuple[int, int]:
     """Channels and sample rate of the first audio stream."""
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.audio:
-                raise AudioError("the file has no audio track.")
+                others = ", ".join(f"{s.type}: {s.codec_context.name}" for s in container.streams) or "no streams at all"
+                raise AudioError(
+                    f"the file has no audio track (it holds {others}); export the call's audio (e.g. as WAV) "
+                    "or move the file out of the recordings."
+                )
             stream = container.streams.audio[0]
             return stream.codec_context.channels, stream.codec_context.sample_rate
     except av.FFmpegError as exc:
-        raise AudioError(f"cannot open as audio ({type(exc).__name__}: {exc.strerror}).") from None
+        if looks_like_text(head):
+            raise AudioError(
+                "not audio: the file holds plain text (a note or a transcript saved under an audio name?); "
+                "move it out of the recordings, or pass transcripts to `callqa score`."
+            ) from None
+        raise AudioError(
+            f"cannot open as audio: FFmpeg recognises no audio format in it ({type(exc).__name__}: {exc.strerror}); "
+            "check that it plays in a media player, or convert it to WAV or FLAC."
+        ) from None
+
+
+def _grouped_frames(container: av.container.InputContainer) -> Iterator[av.AudioFrame | None]:
+    """The audio frames in blocks of about 500,000 samples, then None to flush the resampler
+    (as faster-whisper's decode_audio does, so the samples are the same as its)."""
+    fifo = av.AudioFifo()
+    frames = container.decode(audio=0)
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            break
+        except av.InvalidDataError:  # a damaged packet: skipped, the rest decodes
+            continue
+        frame.pts = None
+        fifo.write(frame)
+        if fifo.samples >= 500_000:
+            yield fifo.read()
+    if fifo.samples:
+        yield fifo.read()
+    yield None
+
+
+def _expected_samples(container: av.container.InputContainer) -> int:
+    stream = container.streams.audio[0]
+    if stream.duration is not None and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
+    else:
+        seconds = (container.duration or 0) / av.time_base
+    return int(seconds * SAMPLE_RATE) + SAMPLE_RATE
 
 
 def decode_channels(path: Path, channels: int) -> list[np.ndarray]:
-    """16 kHz float32 samples: one array per party for stereo, one downmix otherwise."""
+    """16 kHz float32 samples: one array per party for stereo, one downmix otherwise.
+
+    Decoded straight into one array sized from the container's duration, so a long recording
+    costs its samples once (4 bytes a sample) rather than also a 16-bit copy and a growing buffer."""
+    n_out = 2 if channels == 2 else 1
     try:
-        if channels == 2:
-            decoded = list(decode_audio(str(path), sampling_rate=SAMPLE_RATE, split_stereo=True))
-        else:
-            decoded = [decode_audio(str(path), sampling_rate=SAMPLE_RATE)]
+        with av.open(str(path), metadata_errors="ignore") as container:
+            resampler = av.AudioResampler(format="s16p", layout="stereo" if n_out == 2 else "mono", rate=SAMPLE_RATE)
+            samples = np.empty((n_out, _expected_samples(container)), dtype=np.float32)
+            filled = 0
+            for block in _grouped_frames(container):
+                for frame in resampler.resample(block):
+                    pcm = frame.to_ndarray()
+                    if filled + pcm.shape[1] > samples.shape[1]:  # the container under-reported its duration
+                        samples = _grown(samples, filled + pcm.shape[1])
+                    np.divide(pcm, 32768.0, out=samples[:, filled : filled + pcm.shape[1]], dtype=np.float32)
+                    filled += pcm.shape[1]
+            del resampler
+            gc.collect()  # PyAV's resampler holds buffers until collected (faster-whisper issue 390)
     except (av.FFmpegError, ValueError) as exc:
-        raise AudioError(f"cannot decode the audio ({type(exc).__name__}: {exc}).") from None
-    if decoded[0].size == 0:
-        raise AudioError("the recording holds no audio samples.")
-    return decoded
+        raise AudioError(f"cannot decode the audio ({type(exc).__name__}: {exc}); check that it plays in a media player.") from None
+    if filled == 0:
+        raise AudioError("the recording holds no audio samples; check that it plays in a media player, or export it again.")
+    return [samples[c, :filled] for c in range(n_out)]
+
+
+def _grown(samples: np.ndarray, needed: int) -> np.ndarray:
+    grown = np.empty((samples.shape[0], max(needed, samples.shape[1] * 3 // 2)), dtype=np.float32)
+    grown[:, : samples.shape[1]] = samples
+    return grown
 
 
 def ingest_audio(
     path: Path, options: IngestOptions, manifest: Mapping[Path, Mapping[str, str]]
 ) -> tuple[Call, list[np.ndarray]]:
     """A Call record and its decoded channels."""
+    head = check_readable(path)
     call_id = content_id(path)
-    channels, sample_rate = probe(path)
+    if truncation := wav_truncation(head, path.stat().st_size):
+        announced_s, present_s = truncation
+        raise AudioError(
+            f"the WAV file is truncated: its header announces {announced_s:.1f} s of audio but the file ends after {present_s:.1f} s "
+            "(an interrupted copy or recording); copy it again from the source."
+        )
+    channels, sample_rate = probe(path, head)
     audio = decode_channels(path, channels)
+    if (duration_s := audio[0].size / SAMPLE_RATE) < MIN_DURATION_S:
+        raise AudioError(
+            f"the recording lasts only {duration_s:.1f} s, too short to hold a conversation (a dropped call?); "
+            f"callqa scores recordings of {MIN_DURATION_S:g} s or more."
+        )
     call = Call(
         call_id=call_id,
         source_path=str(path),
         source_kind="audio",
-        duration_s=round(audio[0].size / SAMPLE_RATE, 3),
+        duration_s=round(duration_s, 3),
         channels=channels,
         sample_rate=sample_rate,
         **call_metadata(path, options, manifest),

@@ -21,6 +21,7 @@ from pipeline.options import SegmentOptions
 from pipeline.records import Call, Utterance, Word
 from pipeline.roles import RoleClassifier
 from pipeline.rttm import Turn
+from pipeline.stages.transcribe import transcript_doubt
 
 SENTENCE_END = (".", "?", "!")
 ROLE_LABELS = ("agent", "customer")
@@ -125,8 +126,11 @@ def segment(
     words, utterances = group_utterances(diarizer.assign(words, audio), options.max_pause_s)
     speakers = list(dict.fromkeys(u.speaker for u in utterances))
     call, utterances = apply_roles(call, utterances, given_roles(call, speakers, diarizer, options), classifier)
+    doubt = transcript_doubt(words)
     call = dataclasses.replace(
         call,
+        needs_review=call.needs_review or doubt is not None,
+        review_reason="; ".join(r for r in (call.review_reason, doubt) if r) or None,
         diarization_mode=diarizer.mode,
         n_speakers=len(speakers),
         n_utterances=len(utterances),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -17,8 +18,15 @@ import numpy as np
 from pipeline.errors import AudioError, ModelError
 from pipeline.options import BUNDLED_MODEL, TranscribeOptions
 from pipeline.records import Call, Word
+from pipeline.vad import clips, is_long, speech_timestamps
 
 log = logging.getLogger(__name__)
+
+# Below this mean word probability a transcript is flagged for review. Calibrated with tiny.en on
+# the 14 sample calls (English, 8 and 16 kHz, Opus and MP3: call means 0.76-0.89) against
+# espeak-ng calls in eight other languages (es, de, fr, it, pt, nl, pl, ru: 0.43-0.55), for
+# which tiny.en writes a few English words ("Thank you very much.") over 15 s of speech.
+MIN_MEAN_WORD_PROBABILITY = 0.65
 
 
 class RawWord(NamedTuple):
@@ -103,6 +111,17 @@ class FasterWhisperTranscriber:
             vad_filter=True,
             vad_parameters={"min_silence_duration_ms": o.vad_min_silence_ms},
         )
+        if is_long(samples):  # the VAD runs here, in pieces (see pipeline.vad); Whisper gets the speech clips
+            from faster_whisper.vad import VadOptions
+
+            kwargs["vad_filter"] = False
+            speech = clips(speech_timestamps(samples, VadOptions(min_silence_duration_ms=o.vad_min_silence_ms, max_speech_duration_s=30)))
+            if not speech:
+                return []
+            if self.pipeline is not None:
+                kwargs["clip_timestamps"] = [{"start": start, "end": end} for start, end in speech]
+            else:
+                kwargs["clip_timestamps"] = [t for clip in speech for t in clip]
         if self.pipeline is not None:
             segments, _ = self.pipeline.transcribe(samples, batch_size=o.batch_size, **kwargs)
         else:
@@ -122,7 +141,11 @@ def transcribe(call: Call, audio: list[np.ndarray], transcriber: Transcriber) ->
         key=lambda item: (item[0].start_s, item[1]),
     )
     if not timed:
-        raise AudioError("no speech was detected in the recording (silent, or not speech).")
+        length = f"{call.duration_s:.1f} s of audio" if call.duration_s is not None else "the recording"
+        raise AudioError(
+            f"no speech was detected in {length} (silence or line noise only: a call that never connected, or a muted "
+            "recorder); check the recording, there is nothing to score."
+        )
     return [
         Word(
             call_id=call.call_id,
@@ -136,3 +159,18 @@ def transcribe(call: Call, audio: list[np.ndarray], transcriber: Transcriber) ->
         )
         for idx, (raw, channel) in enumerate(timed)
     ]
+
+
+def transcript_doubt(words: Sequence[Word]) -> str | None:
+    """Why a transcript should not be trusted without a listen, or None: a low mean word
+    probability, which is what an English-only model gives on another language or on poor audio."""
+    if not words:
+        return None
+    mean_probability = sum(w.probability for w in words) / len(words)
+    if mean_probability >= MIN_MEAN_WORD_PROBABILITY:
+        return None
+    return (
+        f"low transcription confidence (mean word probability {mean_probability:.2f}, below {MIN_MEAN_WORD_PROBABILITY}): "
+        "the speech may not be English (tiny.en knows only English) or the audio is poor; listen to the call, "
+        "and for other languages pass a multilingual model with --model"
+    )

@@ -153,21 +153,20 @@ def test_ingest_audio_decodes_every_sample(name):
 
 
 @pytest.mark.parametrize(
-    "content",
-    [b"this is not audio\n" * 10, b""],
-    ids=["text-named-wav", "zero-bytes"],
+    ("content", "message"),
+    [(b"this is not audio\n" * 10, "plain text"), (b"", "empty"), (bytes(range(256)) * 4, "cannot open as audio")],
+    ids=["text-named-wav", "zero-bytes", "binary-garbage"],
 )
-def test_non_audio_wav_raises_audio_error(tmp_path, content):
+def test_non_audio_wav_raises_audio_error(tmp_path, content, message):
     path = _touch(tmp_path / "call.wav", content)
-    with pytest.raises(AudioError, match="cannot open as audio"):
+    with pytest.raises(AudioError, match=message):
         ingest_audio(path, IngestOptions(), {})
 
 
-def test_truncated_wav_decodes_to_a_short_recording(tmp_path):
+def test_truncated_wav_raises_audio_error_with_both_durations(tmp_path):
     path = _touch(tmp_path / "call.wav", sample_audio("good_call").read_bytes()[:100])
-    call, audio = ingest_audio(path, IngestOptions(), {})
-    assert call.duration_s < 0.01
-    assert len(audio) == 2
+    with pytest.raises(AudioError, match=r"truncated: its header announces 70\.5 s .* ends after 0\.0 s"):
+        ingest_audio(path, IngestOptions(), {})
 
 
 def test_file_without_audio_track_raises_audio_error(tmp_path):
