@@ -369,7 +369,7 @@ def _unique_recordings(paths: Sequence[Path]) -> tuple[list[tuple[Path, str | No
             unique.append((path, None))  # unreadable: ingest records the failure
             continue
         if call_id in seen:
-            log.info("%s has the same content as %s: processed once", path, seen[call_id])
+            log.warning("%s has the same content as %s: processed once, counted as skipped", path, seen[call_id])
             continue
         seen[call_id] = path
         unique.append((path, call_id))
