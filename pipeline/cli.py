@@ -460,5 +460,32 @@ def _print_scorecards(table) -> None:
     out.print(grid)
 
 
+@app.command()
+def report(
+    out_dir: Annotated[Path, typer.Argument(help="A folder written by callqa run or score.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")] = Path("report.html"),
+    max_calls: Annotated[int, typer.Option(min=0, help="Calls shown with their transcript and timeline (the ones to review first).")] = 200,
+    rubric: RubricOpt = None,
+    period: Annotated[Period, typer.Option(help="Period of the agent and team scorecards.")] = Period.week,
+) -> None:
+    """Write one self-contained HTML report (opens offline): score distribution, pass rates per criterion,
+    agent talk share against the rubric's band, the calls to review first, agent and team scorecards, and
+    per call its transcript coloured by role with the findings highlighted and a timeline of who spoke when.
+
+    Example: callqa report out/ -o report.html --max-calls 50
+    """
+    import time
+
+    from pipeline.report import write_report
+    from pipeline.rubric import load_rubric
+
+    _require_calls(out_dir)
+    started = time.perf_counter()
+    with _exit_on_error():
+        write_report(out_dir, output, load_rubric(rubric), max_calls, period)
+    size_mb = output.stat().st_size / 1e6
+    err.print(f"report written to {output} ({size_mb:.1f} MB) in {time.perf_counter() - started:.1f} s", highlight=False)
+
+
 if __name__ == "__main__":
     app()
