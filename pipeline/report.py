@@ -105,8 +105,7 @@ def pass_rate_chart(rates: pd.DataFrame) -> Markup:
                               "<extra></extra>"))
     figure.update_layout(title="Pass rate per criterion", xaxis_title="% of judged calls that passed", xaxis_range=[0, 100],
                          yaxis_autorange="reversed", height=max(360, 28 * len(rates) + 100))
-    html = _html(figure, "pass-rates")
-    return html
+    return _html(figure, "pass-rates")
 
 
 def talk_chart(calls: pd.DataFrame, band: Band | None) -> Markup:
@@ -115,7 +114,7 @@ def talk_chart(calls: pd.DataFrame, band: Band | None) -> Markup:
         by_agent = shares.assign(agent=shares["agent_id"].fillna("(no agent id)"))
         figure = go.Figure(go.Box(x=by_agent["agent_talk_share"], y=by_agent["agent"], orientation="h", boxpoints="all", jitter=0.4,
                                   marker_color="#2563eb", hovertemplate="%{y}: %{x:.2f}<extra></extra>"))
-        figure.update_layout(yaxis_title="agent", height=max(360, 30 * by_agent["agent"].nunique() + 120))
+        figure.update_layout(yaxis_title="agent", yaxis_categoryorder="category descending", height=max(360, 22 * by_agent["agent"].nunique() + 120))
     else:
         figure = go.Figure(go.Histogram(x=shares["agent_talk_share"], xbins={"start": 0, "end": 1, "size": 0.025}, marker_color="#2563eb",
                                         hovertemplate="talk share %{x}: %{y} calls<extra></extra>"))
@@ -183,13 +182,16 @@ def highlight(text: str, findings: Iterable[Finding]) -> Markup:
         parts += [escape(text[cursor:start]), _mark(text[start:end], finding)]
         cursor = end
     parts.append(escape(text[cursor:]))
-    parts += [Markup('<span class="badge {}" title="{}">{}</span>').format(f.kind, f.detail or "", f.rule_id) for f in badges]
+    parts += [Markup('<span class="badge {}" title="{}">{}</span>').format(f.kind, _tip(f), f.rule_id) for f in badges]
     return Markup("").join(parts)
 
 
+def _tip(finding: Finding) -> str:
+    return f"{finding.rule_id} ({finding.kind})" + (f": {finding.detail}" if finding.detail else "")
+
+
 def _mark(words: str, finding: Finding) -> Markup:
-    tip = f"{finding.rule_id} ({finding.kind})" + (f": {finding.detail}" if finding.detail else "")
-    return Markup('<mark class="{}" title="{}">{}</mark>').format(finding.kind, tip, words)
+    return Markup('<mark class="{}" title="{}">{}</mark>').format(finding.kind, _tip(finding), words)
 
 
 def transcript(utterances: list[Utterance], findings: list[Finding]) -> list[Line]:
