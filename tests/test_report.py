@@ -174,3 +174,10 @@ def test_report_charts_render_in_headless_chromium(with_agents, tmp_path, rubric
         assert 'class="main-svg"' in body.split('<h2 id="review">', 1)[0], f"chart {number} did not render"
     assert dom.count('class="main-svg"') >= 4
     assert dom.count('<section class="call"') == len(read_table(with_agents, "calls"))
+
+
+@pytest.mark.parametrize("command", ["report", "agents"])
+def test_help_explains_the_commands(command):
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example: callqa " + command in result.output
