@@ -305,7 +305,7 @@ def build_report(out_dir: Path, rubric: Rubric, max_calls: int = MAX_CALLS, peri
         "cards": _plain(cards),
         "criteria": [c.removeprefix(CRITERION_PREFIX) for c in cards.columns if c.startswith(CRITERION_PREFIX) and c != "score_delta"],
         "sections": _call_sections(out_dir, calls, scores, shown), "max_calls": max_calls,
-        "n_with_transcript": int(order["has_transcript"].sum()), "colours": ROLE_COLOURS,
+        "n_with_transcript": int(order["has_transcript"].sum()), "colours": ROLE_COLOURS, "period": period.value,
     }
     return _environment().get_template("report.html.j2").render(**context)
 
