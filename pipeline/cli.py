@@ -23,6 +23,7 @@ from rich.table import Table
 
 import pipeline.offline  # noqa: F401  # first: sets the offline switches before huggingface_hub and the rest are imported
 from pipeline import runner
+from pipeline.agents import Period
 from pipeline.errors import CallqaError, ConfigError
 from pipeline.options import REDACT_ENTITIES, Options, load_options, parse_speakers, validate_entities, validate_roles
 from pipeline.store import has_table, read_frame, read_table
@@ -410,6 +411,80 @@ def explain(
                 raise ConfigError(f"--role {role!r} is not valid; use agent or customer.")
             text = explain_text(target, loaded, Annotator(loaded), role)
     out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+# --- agents and report (issue 6): the logic is in pipeline/agents.py and pipeline/report.py ---------
+@app.command()
+def agents(
+    out_dir: Annotated[Path, typer.Argument(help="A folder written by callqa run or score.")],
+    period: Annotated[Period, typer.Option(help="Group calls by the day, ISO week or month of their call_time (else the run's date).")] = Period.week,
+    table_out: Annotated[Path | None, typer.Option("--out", help="Also write the scorecards to this .parquet or .csv file.")] = None,
+) -> None:
+    """Agent and team scorecards: per agent (and team) and period, calls, mean score, mean score per
+    criterion (0-100), agent talk share, questions before the pitch, and the change against the previous period.
+
+    Calls get their agent_id and team from a sidecar, the --manifest or the --filename-pattern of `callqa run`.
+    Example: callqa agents out/ --period month --out agents.csv
+    """
+    from pipeline.agents import agents_table, write_table
+
+    _require_calls(out_dir)
+    with _exit_on_error():
+        table = agents_table(out_dir, period)
+        if table_out is not None:
+            write_table(table, table_out)
+    if table.empty:
+        err.print(f"no call in {out_dir} carries an agent id or a team; give them with a NAME.meta.json sidecar, "
+                  "--manifest or --filename-pattern when running `callqa run`.", highlight=False, soft_wrap=True)
+        return
+    _print_scorecards(table)
+    if table_out is not None:
+        err.print(f"{len(table)} rows written to {table_out}", highlight=False)
+
+
+def _print_scorecards(table) -> None:
+    criteria = [c for c in table.columns if c.startswith("score_") and c != "score_delta"]
+    grid = Table(title="agent and team scorecards (scores 0-100)")
+    for column in ("level", "agent / team", "period", "calls", "score", "trend", "agent talk", "q. before pitch",
+                   *(c.removeprefix("score_") for c in criteria)):
+        grid.add_column(column, no_wrap=column in ("agent / team", "period"))
+
+    def number(value, digits: int = 0, sign: bool = False) -> str:
+        return "-" if value is None or value != value else f"{value:{'+' if sign else ''}.{digits}f}"
+
+    for row in table.itertuples(index=False):
+        who = row.agent_id if row.level == "agent" else row.team
+        grid.add_row(row.level, str(who), row.period, str(row.calls), number(row.score), number(row.score_delta, sign=True),
+                     number(row.agent_talk_share, 2), number(row.n_questions_before_pitch, 1),
+                     *(number(getattr(row, c)) for c in criteria))
+    out.print(grid)
+
+
+@app.command()
+def report(
+    out_dir: Annotated[Path, typer.Argument(help="A folder written by callqa run or score.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")] = Path("report.html"),
+    max_calls: Annotated[int, typer.Option(min=0, help="Calls shown with their transcript and timeline (the ones to review first).")] = 200,
+    rubric: RubricOpt = None,
+    period: Annotated[Period, typer.Option(help="Period of the agent and team scorecards.")] = Period.week,
+) -> None:
+    """Write one self-contained HTML report (opens offline): score distribution, pass rates per criterion,
+    agent talk share against the rubric's band, the calls to review first, agent and team scorecards, and
+    per call its transcript coloured by role with the findings highlighted and a timeline of who spoke when.
+
+    Example: callqa report out/ -o report.html --max-calls 50
+    """
+    import time
+
+    from pipeline.report import write_report
+    from pipeline.rubric import load_rubric
+
+    _require_calls(out_dir)
+    started = time.perf_counter()
+    with _exit_on_error():
+        write_report(out_dir, output, load_rubric(rubric), max_calls, period)
+    size_mb = output.stat().st_size / 1e6
+    err.print(f"report written to {output} ({size_mb:.1f} MB) in {time.perf_counter() - started:.1f} s", highlight=False)
 
 
 if __name__ == "__main__":
