@@ -517,7 +517,19 @@ def _run(out_dir: Path, options: Options, keys: Keys, score: bool, plan: Callabl
             dataset.commit(meta)  # interrupted or stopped (--fail-fast): what finished is kept
             raise
         _timed(totals, "write", dataset.commit, meta)
+        if totals.n_done:
+            _timed(totals, "write", _write_scorecards, out_dir)
     return totals.summary(out_dir, started)
+
+
+def _write_scorecards(out_dir: Path) -> None:
+    """agents.parquet: the weekly agent and team scorecards over the whole dataset, rebuilt after
+    each run that changed it (a derived table, so a run killed before it leaves the last one)."""
+    from pipeline.agents import agents_table, write_table
+
+    table = agents_table(out_dir)
+    if not table.empty:
+        write_table(table, out_dir / "agents.parquet")
 
 
 def _keep(dataset: Dataset, out_dir: Path, results: Results) -> None:

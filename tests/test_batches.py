@@ -193,3 +193,14 @@ def test_outputs_follow_the_umask(reference):
     os.umask(umask)
     modes = {p.stat().st_mode & 0o777 for p in reference[1].rglob("*.parquet")}
     assert modes == {0o666 & ~umask}
+
+
+def test_a_run_rebuilds_the_agent_scorecards_when_calls_carry_agent_ids(tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(SAMPLE_DIR / CALLS[0], inputs / f"a17_{CALLS[0]}")
+    result = cli.invoke(app, ["run", str(inputs), "--out", str(tmp_path / "out"), "--filename-pattern", r"(?P<agent_id>[a-z0-9]+)_"])
+    assert result.exit_code == 0, result.output
+    agents = pd.read_parquet(tmp_path / "out" / "agents.parquet")
+    (row,) = agents[agents["level"] == "agent"].itertuples()
+    assert (row.agent_id, row.calls) == ("a17", 1) and row.score == pytest.approx(read_table(tmp_path / "out", "calls")[0].score)
