@@ -17,8 +17,16 @@ def test_devset_is_large_labelled_and_split_70_30():
     rows = load_devset()
     assert len(rows) >= 400
     assert {label for r in rows for label in r["labels"]} == set(LABELS)
-    test_share = sum(r["split"] == "test" for r in rows) / len(rows)
+    first = [r for r in rows if r["id"].startswith("u")]  # utterances.txt, split once with a fixed seed
+    test_share = sum(r["split"] == "test" for r in first) / len(first)
     assert 0.28 <= test_share <= 0.32
+
+
+def test_rows_added_after_the_split_are_dev_only_with_their_own_ids():
+    rows = load_devset()
+    added = [r for r in rows if not r["id"].startswith("u")]
+    assert added and all(r["id"].startswith("d") and r["split"] == "dev" for r in added)
+    assert len({r["id"] for r in rows}) == len(rows)
 
 
 def test_every_label_meets_the_targets_on_the_dev_split(devset):

@@ -1,7 +1,9 @@
-"""Builds devset.jsonl from utterances.txt: validates every label and splits 70/30 (fixed seed).
+"""Builds devset.jsonl from utterances.txt and utterances_dev2.txt: validates every label and splits.
 
-Run from anywhere: python data/rubric_devset/build.py. The split is decided here, once, from
-the utterance text alone; the rules are tuned on `dev` and only measured on `test`.
+Run from anywhere: python data/rubric_devset/build.py. utterances.txt (ids u0000...) is split
+70/30 with a fixed seed, decided once from the utterance text alone; utterances_dev2.txt (ids
+d0000..., added later, see README) is dev only, so adding it leaves every earlier row's id and
+split as they were. The rules are tuned on `dev` and only measured on `test`.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ LABEL_ROLES = {
 }
 
 
-def parse(path: Path) -> list[dict]:
-    rows, texts = [], set()
+def parse(path: Path, texts: set[tuple[str, str]]) -> list[dict]:
+    """The rows of one utterance file; `texts` collects (role, text) across files to reject duplicates."""
+    rows = []
     for line_no, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip() or line.startswith("#"):
             continue
@@ -46,7 +49,9 @@ def parse(path: Path) -> list[dict]:
 
 
 def main() -> None:
-    rows = parse(HERE / "utterances.txt")
+    texts: set[tuple[str, str]] = set()
+    rows = parse(HERE / "utterances.txt", texts)
+    added = parse(HERE / "utterances_dev2.txt", texts)
     order = list(range(len(rows)))
     random.Random(SEED).shuffle(order)
     n_test = round(TEST_SHARE * len(rows))
@@ -54,7 +59,9 @@ def main() -> None:
     with (HERE / "devset.jsonl").open("w") as f:
         for i, row in enumerate(rows):
             f.write(json.dumps({"id": f"u{i:04d}", "split": "test" if i in test else "dev", **row}) + "\n")
-    print(f"{len(rows)} utterances: {len(rows) - n_test} dev, {n_test} test")
+        for i, row in enumerate(added):
+            f.write(json.dumps({"id": f"d{i:04d}", "split": "dev", **row}) + "\n")
+    print(f"{len(rows) + len(added)} utterances: {len(rows) - n_test} + {len(added)} added dev, {n_test} test")
 
 
 if __name__ == "__main__":
