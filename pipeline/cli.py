@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -24,7 +25,9 @@ from rich.table import Table
 import pipeline.offline  # noqa: F401  # first: sets the offline switches before huggingface_hub and the rest are imported
 from pipeline import runner
 from pipeline.agents import Period
+from pipeline.clips import ClipFormat
 from pipeline.errors import CallqaError, ConfigError
+from pipeline.exports import ExportFormat
 from pipeline.options import REDACT_ENTITIES, Options, load_options, parse_speakers, validate_entities, validate_roles
 from pipeline.store import has_table, read_frame, read_table
 
@@ -485,6 +488,75 @@ def report(
         write_report(out_dir, output, load_rubric(rubric), max_calls, period)
     size_mb = output.stat().st_size / 1e6
     err.print(f"report written to {output} ({size_mb:.1f} MB) in {time.perf_counter() - started:.1f} s", highlight=False)
+
+
+# --- examples, clips and exports (issue 6): the logic is in pipeline/examples.py, clips.py, exports.py ---------
+@app.command()
+def examples(
+    out_dir: Annotated[Path, typer.Argument(help="A folder written by callqa run or score.")],
+    criterion: Annotated[str, typer.Option(help="The rubric criterion, e.g. discovery or opening (`callqa examples DIR --criterion x` lists them).")],
+    worst: Annotated[int | None, typer.Option(min=1, help="The N calls that scored lowest on the criterion.")] = None,
+    best: Annotated[int | None, typer.Option(min=1, help="The N calls that scored highest on the criterion.")] = None,
+    agent: Annotated[str | None, typer.Option(help="Only this agent's calls (agent_id from a sidecar, manifest or file name).")] = None,
+    since: Annotated[datetime | None, typer.Option(help="Only calls from this date or time on (calls without a call_time are left out).")] = None,
+    min_confidence: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Only calls whose inferred roles are at least this certain (given roles count as certain).")
+    ] = None,
+    context: Annotated[int, typer.Option(min=0, help="Utterances shown before and after the moment.")] = 2,
+    clips: Annotated[Path | None, typer.Option(help="Cut each moment's audio into this folder, with index.csv and index.html.")] = None,
+    clip_format: Annotated[ClipFormat, typer.Option(help="ogg (Opus, small) or wav (16-bit PCM).")] = ClipFormat.ogg,
+    clip_context: Annotated[float, typer.Option(min=0.0, help="Seconds of audio kept on each side of the moment.")] = 3.0,
+) -> None:
+    """Example calls for training and review: the worst (or best) calls on one criterion, with the
+    evidence (the rules that fired, the elements that were missing) and the utterances around the moment.
+
+    Examples: callqa examples out/ --criterion discovery --worst 10 --clips clips/ ;
+    callqa examples out/ --criterion opening --best 5 --agent a17 --since 2026-11-01
+    """
+    from pipeline.examples import Direction, ExampleQuery, format_example, pull_examples
+
+    _require_calls(out_dir)
+    if (worst is None) == (best is None):
+        err.print("[bold red]error:[/] give exactly one of --worst N or --best N.", highlight=False)
+        raise typer.Exit(code=2)
+    query = ExampleQuery(criterion, worst or best, Direction.worst if worst else Direction.best, agent, since, min_confidence, context)
+    with _exit_on_error():
+        pulled = pull_examples(out_dir, query)
+        if not pulled:
+            err.print(f"no scored call in {out_dir} matches (criterion {criterion}, agent {agent or 'any'}, since {since or 'any time'}, "
+                      f"min confidence {min_confidence if min_confidence is not None else 'none'}).", highlight=False, soft_wrap=True)
+            return
+        for example in pulled:
+            out.print(format_example(example), markup=False, highlight=False, soft_wrap=True)
+        if clips is not None:
+            from pipeline.clips import write_clips
+
+            cut = write_clips(out_dir, pulled, clips, clip_format, clip_context)
+            missing = [c for c in cut if not c.file]
+            err.print(f"{len(cut) - len(missing)} clip(s) in {clips}, index: {clips / 'index.html'} and index.csv"
+                      + "".join(f"\n  no clip for {c.call_id}: {c.note}" for c in missing), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def export(
+    out_dir: Annotated[Path, typer.Argument(help="A folder written by callqa run or score.")],
+    to: Annotated[Path, typer.Option("--out", "-o", help="Folder for the exports: one subfolder per format, one file per call.")],
+    formats: Annotated[list[ExportFormat], typer.Option("--format", "-f", help="vtt, srt, rttm, json or all; repeat for several.")] = [  # noqa: B006
+        ExportFormat.all
+    ],
+) -> None:
+    """Export every call in formats other tools read: WebVTT with <v Agent>/<v Customer> voice tags, SRT,
+    RTTM, and JSON shaped like Amazon Transcribe Call Analytics output (README: Exports).
+
+    Files are named after call ids: OUT/vtt/<call_id>.vtt, OUT/json/<call_id>.json ...
+    Example: callqa export out/ --out exports/ --format vtt --format json
+    """
+    from pipeline.exports import export_calls
+
+    _require_calls(out_dir)
+    with _exit_on_error():
+        written = _execute(lambda progress: export_calls(out_dir, to, formats, progress), verbose=False)
+    err.print("written to " + str(to) + ": " + ", ".join(f"{n} {fmt}" for fmt, n in written.items()), highlight=False)
 
 
 if __name__ == "__main__":
