@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import multiprocessing
@@ -423,16 +424,13 @@ def _read_part(out_dir: Path, part: str) -> dict[str, dict]:
 def _bounded(submit: Callable[[Task], object], wait_any: Callable, tasks: Iterable[Task], in_flight: int) -> Iterator[Results]:
     """Keep at most `in_flight` tasks submitted, so memory stays flat however many calls there are."""
     pending: set = set()
-    for task in tasks:
-        pending.add(submit(task))
-        while len(pending) >= in_flight:
-            done, pending = wait_any(pending)
-            pending = set(pending)
+    for task in itertools.chain(tasks, [None]):  # lazily: None means no more tasks, drain what is in flight
+        if task is not None:
+            pending.add(submit(task))
+        while pending and (task is None or len(pending) >= in_flight):
+            done, not_done = wait_any(pending)
+            pending = set(not_done)
             yield from (future.result() for future in done)
-    while pending:
-        done, pending = wait_any(pending)
-        pending = set(pending)
-        yield from (future.result() for future in done)
 
 
 def _execute(tasks: Iterable[Task], options: Options, keys: Keys, score: bool, workers: int, scheduler: str | None, fail_fast: bool,
@@ -493,7 +491,7 @@ class RunSettings:
     progress: ProgressHook = no_progress
 
 
-def _run(out_dir: Path, options: Options, keys: Keys, score: bool, plan: Callable[[Dataset], tuple[list[Task], int]], n_seen: int,
+def _run(out_dir: Path, options: Options, keys: Keys, score: bool, plan: Callable[[Dataset], tuple[list[Task], int]],
          settings: RunSettings, transcriber: Transcriber | None, started: float) -> Summary:
     dataset = Dataset(out_dir)
     with dataset.locked(wait=settings.wait_for_lock):
@@ -502,8 +500,8 @@ def _run(out_dir: Path, options: Options, keys: Keys, score: bool, plan: Callabl
         recovered = dataset.recover(meta)
         if recovered:
             log.warning("committed %d call(s) finished by an earlier run that was stopped", recovered)
-        tasks, n_skipped = plan(dataset)
-        totals = Totals(n_seen=n_seen, n_skipped=n_skipped)
+        tasks, n_seen = plan(dataset)  # under the lock: what the dataset holds cannot change meanwhile
+        totals = Totals(n_seen=n_seen, n_skipped=n_seen - len(tasks))
         stream = _execute(_with_stored(tasks, out_dir), options, keys, score, settings.workers, settings.scheduler, settings.fail_fast,
                           transcriber)
         try:
@@ -576,9 +574,9 @@ def run_audio(
 
     def plan(dataset: Dataset) -> tuple[list[Task], int]:
         tasks = _plan(unique, "audio", dataset.index(), keys, score, settings.force)
-        return _grouped(tasks), len(paths) - len(tasks)
+        return _grouped(tasks), len(paths)
 
-    return _run(out_dir, options, keys, score, plan, len(paths), settings, transcriber, started)
+    return _run(out_dir, options, keys, score, plan, settings, transcriber, started)
 
 
 def score_transcripts(
@@ -597,9 +595,9 @@ def score_transcripts(
     def plan(dataset: Dataset) -> tuple[list[Task], int]:
         tasks = [dataclasses.replace(t, kind="transcript", part=None) if t.kind == "rescore" else t
                  for t in _plan(items, "transcript", dataset.index(), keys, True, settings.force)]
-        return tasks, len(paths) - len(tasks)
+        return tasks, len(paths)
 
-    return _run(out_dir, options, keys, True, plan, len(paths), dataclasses.replace(settings, workers=1), None, started)
+    return _run(out_dir, options, keys, True, plan, dataclasses.replace(settings, workers=1), None, started)
 
 
 def _transcript_id(path: Path, options: Options) -> str | None:
@@ -622,10 +620,9 @@ def rescore(out_dir: Path, options: Options, *, progress: ProgressHook = no_prog
         stored = dataset.index()
         tasks = [Task("rescore", Path(s.source_path), s.call_id, part=s.part) for s in stored.values()
                  if settings.force or s.status != "scored" or s.rubric_key != keys.rubric]
-        return _grouped(tasks), len(stored) - len(tasks)
+        return _grouped(tasks), len(stored)
 
-    n_seen = len(Dataset(out_dir).index())
-    return _run(out_dir, options, keys, True, plan, n_seen, dataclasses.replace(settings, workers=1), None, started)
+    return _run(out_dir, options, keys, True, plan, dataclasses.replace(settings, workers=1), None, started)
 
 
 def _grouped(tasks: list[Task]) -> list[Task]:

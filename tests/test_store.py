@@ -172,7 +172,7 @@ def test_a_failed_write_keeps_the_previous_part_and_no_temp_file(tmp_path):
     assert _hidden_or_temp(tmp_path) == []
 
 
-def test_folders_of_callqa_0_1_are_migrated(tmp_path, sample_dir):
+def test_folders_of_callqa_0_1_are_migrated(tmp_path):
     legacy = tmp_path / "legacy"
     _commit(legacy, _rows("a"))
     shutil.copy(part_files(legacy, "calls")[0], tmp_path / "calls.parquet")
