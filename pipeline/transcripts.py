@@ -11,6 +11,7 @@ the roles from what each says (as for audio).
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def _rows_from_vtt(path: Path) -> list[dict]:
     except webvtt.errors.MalformedFileError as exc:
         raise TranscriptError(f"not valid WebVTT ({exc}).") from None
     return [
-        {"speaker": c.voice or "unknown", "start_s": _seconds(c.start_time), "end_s": _seconds(c.end_time), "text": c.text}
+        {"speaker": c.voice or "unknown", "start_s": _seconds(c.start_time), "end_s": _seconds(c.end_time), "text": html.unescape(c.text)}
         for c in captions
     ]
 

@@ -70,6 +70,14 @@ def test_webvtt_escapes_markup_in_the_text():
     assert "<b>" not in caption.raw_text and html.unescape(caption.text) == text
 
 
+def test_webvtt_text_with_markup_reads_back_unchanged(tmp_path):
+    text = "AT&T and <Metro Cable> quoted 5 > 3"
+    path = tmp_path / "call.vtt"
+    path.write_text(call_vtt([Utterance("c", 0, "ch0", "agent", 0, 0.0, 1.0, text, 5)]))
+    _, (utterance,) = read_transcript(path, IngestOptions())
+    assert utterance.text == text
+
+
 def test_srt_has_a_numbered_cue_per_utterance_with_the_role(sample_run, exported):
     for call_id, utterances in utterances_of(sample_run).items():
         captions = webvtt.from_srt(str(exported / "srt" / f"{call_id}.srt"))

@@ -33,9 +33,10 @@ MIN_DURATION_S = 2.0  # shorter than any greeting: a dropped call or a cut file,
 
 
 def discover(inputs: Iterable[Path], suffixes: frozenset[str]) -> list[Path]:
-    """Files with one of `suffixes` among `inputs`, folders searched recursively, sorted."""
+    """Files with one of `suffixes` among `inputs`, folders searched recursively, sorted. Paths are made
+    absolute (not resolved: a symlink keeps its name) so that stored source paths work from any folder."""
     found: set[Path] = set()
-    for path in inputs:
+    for path in map(Path.absolute, inputs):
         if path.is_dir():
             found.update(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
         elif path.is_file():

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import shutil
 from datetime import datetime
+from pathlib import Path
 
 import av
 import numpy as np
@@ -45,6 +46,14 @@ def test_discover_finds_audio_in_nested_folders_sorted(tmp_path):
 def test_discover_keeps_explicit_files_and_drops_duplicates(tmp_path):
     wav = _touch(tmp_path / "one.wav")
     assert discover([wav, tmp_path], AUDIO_SUFFIXES) == [wav]
+
+
+def test_discover_returns_absolute_paths_that_keep_symlink_names(tmp_path, monkeypatch):
+    # Stored source paths must work from any folder (clips, evaluate), so relative inputs become absolute.
+    wav = _touch(tmp_path / "calls" / "one.wav")
+    (tmp_path / "calls" / "link.wav").symlink_to(wav)
+    monkeypatch.chdir(tmp_path)
+    assert discover([Path("calls")], AUDIO_SUFFIXES) == [tmp_path / "calls" / "link.wav", wav]
 
 
 def test_discover_raises_config_error_for_missing_path(tmp_path):
