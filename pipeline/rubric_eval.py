@@ -109,13 +109,15 @@ def evaluate(rows: list[dict], annotations: list[Annotation], split: str) -> tup
     return scores, errors
 
 
-def table(dev: list[LabelScore], test: list[LabelScore]) -> str:
-    lines = [f"{'label':22} | {'dev P':>5} {'R':>5} {'F1':>5} {'n':>3} | {'test P':>6} {'R':>5} {'F1':>5} {'n':>3}"]
-    for d, t in zip(dev, test, strict=True):
+def table(dev: list[LabelScore], test: list[LabelScore] | None) -> str:
+    """Per-label scores side by side; `test` None prints the dev split alone (while tuning)."""
+    columns = {"dev": dev} if test is None else {"dev": dev, "test": test}
+    lines = [f"{'label':22} | " + " | ".join(f"{name + ' P':>6} {'R':>5} {'F1':>5} {'n':>3}" for name in columns)]
+    for label_scores in zip(*columns.values(), strict=True):
         mark = lambda s: " " if s.meets_targets else "*"  # noqa: E731
-        lines.append(f"{d.label:22} | {d.precision:5.2f} {d.recall:5.2f} {d.f1:5.2f}{mark(d)}{d.tp + d.fn:3d} | "
-                     f"{t.precision:6.2f} {t.recall:5.2f} {t.f1:5.2f}{mark(t)}{t.tp + t.fn:3d}")
-    for name, scores in (("dev", dev), ("test", test)):
+        lines.append(f"{label_scores[0].label:22} | " + " | ".join(
+            f"{s.precision:6.2f} {s.recall:5.2f} {s.f1:5.2f}{mark(s)}{s.tp + s.fn:3d}" for s in label_scores))
+    for name, scores in columns.items():
         macro = sum(s.f1 for s in scores) / len(scores)
         missed = [s.label for s in scores if not s.meets_targets]
         lines.append(f"{name}: macro F1 {macro:.3f}; labels below target (F1 {TARGETS['f1']}, recall {TARGETS['recall']}): "
@@ -129,12 +131,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rubric", type=Path, default=None, help="rubric TOML (default: the bundled one)")
     parser.add_argument("--devset", type=Path, default=DEVSET)
     parser.add_argument("--errors", action="store_true", help="list the dev split's errors (never the test split's: rules are not tuned on it)")
+    parser.add_argument("--dev-only", action="store_true", help="score the dev split alone: tune with this, look at test once, at the end")
+    parser.add_argument("--source", default=None, help="only the rows of one source (lead, independent-a, ...; see the set's README)")
     parser.add_argument("--json", type=Path, default=None, help="also write the scores as JSON")
     args = parser.parse_args(argv)
-    rows = load_devset(args.devset)
+    rows = [r for r in load_devset(args.devset) if args.source in (None, r.get("source"))]
+    if not rows:
+        parser.error(f"no rows from source {args.source!r} in {args.devset}")
+    if args.dev_only:
+        rows = [r for r in rows if r["split"] == "dev"]
     annotations = predictions(rows, Annotator(load_rubric(args.rubric)))
     dev, dev_errors = evaluate(rows, annotations, "dev")
-    test, _ = evaluate(rows, annotations, "test")
+    test = None if args.dev_only else evaluate(rows, annotations, "test")[0]
     print(f"{len(rows)} utterances: {sum(r['split'] == 'dev' for r in rows)} dev, {sum(r['split'] == 'test' for r in rows)} test")
     print(table(dev, test))
     if args.errors:
@@ -142,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label:22} {kind} [{row['role']}] {row['text']}")
     if args.json:
         payload = [{"label": s.label, "split": s.split, "precision": round(s.precision, 3), "recall": round(s.recall, 3),
-                    "f1": round(s.f1, 3), "tp": s.tp, "fp": s.fp, "fn": s.fn} for s in dev + test]
+                    "f1": round(s.f1, 3), "tp": s.tp, "fp": s.fp, "fn": s.fn} for s in dev + (test or [])]
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2))
     return 0

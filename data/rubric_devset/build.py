@@ -1,20 +1,25 @@
-"""Builds devset.jsonl from utterances.txt and utterances_dev2.txt: validates every label and splits.
+"""Builds devset.jsonl from the utterance files: validates every label and splits.
 
 Run from anywhere: python data/rubric_devset/build.py. utterances.txt (ids u0000...) is split
 70/30 with a fixed seed, decided once from the utterance text alone; utterances_dev2.txt (ids
-d0000..., added later, see README) is dev only, so adding it leaves every earlier row's id and
-split as they were. The rules are tuned on `dev` and only measured on `test`.
+d0000..., added later, see README) is dev only; each independent/<author>.txt (ids i<author>000...,
+written later by other authors who never saw the rules or the earlier rows) is split 50/50 by
+`balanced_split`. Every addition leaves the earlier rows' ids and splits as they were.
+The rules are tuned on `dev` and only measured on `test`.
 """
 
 from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SEED = 20261123
 TEST_SHARE = 0.3
+INDEPENDENT_SEED = 20261124
+INDEPENDENT_TEST_SHARE = 0.5  # brings the test split back above 30% of the whole set
 ROLES = {"a": "agent", "c": "customer"}
 # Which speaker each label describes; a label is judged only on utterances of that role.
 LABEL_ROLES = {
@@ -48,6 +53,29 @@ def parse(path: Path, texts: set[tuple[str, str]]) -> list[dict]:
     return rows
 
 
+def balanced_split(rows: list[dict], seed: int, test_share: float) -> list[str]:
+    """A split per row, from the labels alone: rows go in a seeded random order, and each goes to `test`
+    while its rarest label has fewer than `test_share` of its rows there so far, so that a label with
+    six rows lands three and three instead of by luck on one side."""
+    counts = Counter(label for row in rows for label in _keys(row))
+    seen: Counter[str] = Counter()
+    in_test: Counter[str] = Counter()
+    splits = [""] * len(rows)
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    for i in order:
+        rarest = min(_keys(rows[i]), key=lambda label: (counts[label], label))
+        seen[rarest] += 1
+        splits[i] = "test" if in_test[rarest] + 0.5 <= test_share * seen[rarest] else "dev"
+        in_test[rarest] += splits[i] == "test"
+    return splits
+
+
+def _keys(row: dict) -> list[str]:
+    """The labels a row is balanced on; unlabelled rows are balanced per role."""
+    return row["labels"] or [f"none:{row['role']}"]
+
+
 def main() -> None:
     texts: set[tuple[str, str]] = set()
     rows = parse(HERE / "utterances.txt", texts)
@@ -56,12 +84,21 @@ def main() -> None:
     random.Random(SEED).shuffle(order)
     n_test = round(TEST_SHARE * len(rows))
     test = set(order[:n_test])
+    records = [{"id": f"u{i:04d}", "split": "test" if i in test else "dev", "source": "lead", **row} for i, row in enumerate(rows)]
+    records += [{"id": f"d{i:04d}", "split": "dev", "source": "lead", **row} for i, row in enumerate(added)]
+    for path in sorted((HERE / "independent").glob("*.txt")):
+        author = parse(path, texts)
+        splits = balanced_split(author, INDEPENDENT_SEED, INDEPENDENT_TEST_SHARE)
+        records += [{"id": f"i{path.stem}{i:03d}", "split": split, "source": f"independent-{path.stem}", **row}
+                    for i, (row, split) in enumerate(zip(author, splits, strict=True))]
     with (HERE / "devset.jsonl").open("w") as f:
-        for i, row in enumerate(rows):
-            f.write(json.dumps({"id": f"u{i:04d}", "split": "test" if i in test else "dev", **row}) + "\n")
-        for i, row in enumerate(added):
-            f.write(json.dumps({"id": f"d{i:04d}", "split": "dev", **row}) + "\n")
-    print(f"{len(rows) + len(added)} utterances: {len(rows) - n_test} + {len(added)} added dev, {n_test} test")
+        for record in records:
+            f.write(json.dumps(record) + "\n")
+    for source in dict.fromkeys(r["source"] for r in records):
+        mine = [r for r in records if r["source"] == source]
+        print(f"{source}: {len(mine)} utterances, {sum(r['split'] == 'dev' for r in mine)} dev, {sum(r['split'] == 'test' for r in mine)} test")
+    n_test_all = sum(r["split"] == "test" for r in records)
+    print(f"all: {len(records)} utterances, {len(records) - n_test_all} dev, {n_test_all} test ({n_test_all / len(records):.0%})")
 
 
 if __name__ == "__main__":
