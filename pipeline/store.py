@@ -288,8 +288,10 @@ class Dataset:
             batch = _merge([_load(p) for p in staged])
             self._remove(batch, keep=record["part"])
             for table in WRITE_ORDER:
-                if batch.get(table):
-                    write_part(table_dir(self.out_dir, table) / record["part"], table, batch[table], record["metadata"])
+                # A table with no rows yet still gets a part (empty, with the schema) so that readers that
+                # glob the folder, DuckDB's read_parquet for one, find it on a night without failures.
+                if batch.get(table) or not part_files(self.out_dir, table):
+                    write_part(table_dir(self.out_dir, table) / record["part"], table, batch.get(table, []), record["metadata"])
             self._note_committed(batch, record["part"])
             with atomic_file(record_path, "w") as f:  # from here on a replay only cleans up
                 json.dump({**record, "written": True}, f)

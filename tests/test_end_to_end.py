@@ -56,7 +56,7 @@ def test_every_sample_call_is_processed(sample_run):
 @pytest.mark.parametrize("table", sorted(TABLES))
 def test_tables_have_the_schema_of_their_record(sample_run, table):
     parts = part_files(sample_run, table)
-    assert parts or table == "failures"  # no failure, no failures part
+    assert parts  # a table without rows (failures here) has an empty part with its schema
     for part in parts:
         assert pq.read_schema(part).remove_metadata() == arrow_schema(TABLES[table])
 
