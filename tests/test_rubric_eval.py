@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
-from pipeline.rubric_eval import LABELS, TARGETS, evaluate, load_devset, predictions
+from pipeline.rubric_eval import DEVSET, LABELS, TARGETS, evaluate, load_devset, predictions
+
+sys.path.insert(0, str(DEVSET.parent))
+from build import balanced_split  # noqa: E402  (the set's own build script, beside the data)
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +29,27 @@ def test_devset_is_large_labelled_and_split_70_30():
 
 def test_rows_added_after_the_split_are_dev_only_with_their_own_ids():
     rows = load_devset()
-    added = [r for r in rows if not r["id"].startswith("u")]
-    assert added and all(r["id"].startswith("d") and r["split"] == "dev" for r in added)
+    added = [r for r in rows if r["id"].startswith("d")]
+    assert added and all(r["split"] == "dev" and r["source"] == "lead" for r in added)
     assert len({r["id"] for r in rows}) == len(rows)
+
+
+def test_independent_rows_are_split_in_half_per_author_and_the_test_split_is_30_percent_again():
+    rows = load_devset()
+    authors = {r["source"] for r in rows} - {"lead"}
+    assert authors, "no independently written rows"
+    for author in authors:
+        mine = [r for r in rows if r["source"] == author]
+        assert all(r["id"].startswith("i") for r in mine)
+        assert 0.45 <= sum(r["split"] == "test" for r in mine) / len(mine) <= 0.55, author
+    assert sum(r["split"] == "test" for r in rows) / len(rows) >= 0.3
+
+
+def test_balanced_split_puts_every_label_on_both_sides():
+    rows = [{"role": "agent", "labels": [label]} for label in ("pitch", "recap") for _ in range(6)]
+    splits = balanced_split(rows, seed=1, test_share=0.5)
+    for label in ("pitch", "recap"):
+        assert sorted(s for s, r in zip(splits, rows, strict=True) if r["labels"] == [label]) == ["dev"] * 3 + ["test"] * 3
 
 
 def test_every_label_meets_the_targets_on_the_dev_split(devset):
