@@ -51,7 +51,8 @@ class Device(StrEnum):
 
 Inputs = Annotated[list[Path], typer.Argument(help="Audio files or folders (searched recursively).", show_default=False)]
 OutDir = Annotated[Path, typer.Option("--out", "-o", help="Folder for the Parquet tables.")]
-Config = Annotated[Path | None, typer.Option(help="TOML file with [ingest], [transcribe], [segment] sections and `rubric`.")]
+Config = Annotated[Path | None, typer.Option(
+    help="TOML file with \\[ingest], \\[transcribe], \\[segment], \\[redact] sections and `rubric` (example in the README).")]
 Model = Annotated[str | None, typer.Option(help="faster-whisper model name, local model folder, or bundled:tiny.en (default).")]
 DeviceOpt = Annotated[Device | None, typer.Option(help="auto uses CUDA (float16) when a GPU is present, else CPU (int8).")]
 BatchSize = Annotated[int | None, typer.Option(help="Batched inference size; 0 decodes sequentially. Default 8.")]

@@ -18,11 +18,20 @@ runner = CliRunner()
 SHORT_CALL = SAMPLE_DIR / "poor_opening.mp3"
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["transcribe"], ["score"], ["show"], ["check"]])
+COMMANDS = ["run", "transcribe", "score", "show", "check", "explain", "agents", "report", "examples", "export"]
+
+
+@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])
 def test_help_explains_every_command(command):
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0
     assert "Usage" in result.output and len(result.output.splitlines()) > 5
+
+
+def test_help_keeps_bracketed_section_names():
+    """Rich reads [ingest] as markup and drops it unless escaped."""
+    result = runner.invoke(app, ["run", "--help"], terminal_width=200)
+    assert "[ingest]" in result.output and "[redact]" in result.output
 
 
 @pytest.mark.parametrize("args, message", [
