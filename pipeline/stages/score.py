@@ -32,8 +32,10 @@ POLITE = frozenset({"can", "could", "would"})
 OPEN_AFTER_TELL_ME = frozenset({"about", "a", "more", "what", "how", "why", "when", "where", "who", "which"})
 HOW_QUANTITY = frozenset({"many", "much", "long", "often", "far", "soon", "big", "fast"})
 NOT_QUESTIONS = ("who knows", "why not", "which is why", "what if", "how come")
+# between "what" and a later "is" these make it a question ("what happens if the card is declined"), not a cleft
+CLEFT_BREAKERS = frozenset({"if", "when", "once", "after", "before", "because", "that", "you", "i", "we", "they"})
 LEAD_INS = frozenset({
-    "so", "and", "okay", "ok", "well", "now", "great", "alright", "right", "also", "but", "then", "oh", "sorry", "um", "uh",
+    "so", "and", "or", "okay", "ok", "well", "now", "great", "alright", "right", "also", "but", "then", "oh", "sorry", "um", "uh",
     "finally", "perfect", "sure",
 })
 AUXILIARIES = frozenset({
@@ -123,11 +125,40 @@ def _needs_syntax(doc) -> bool:
     )
 
 
+def _relative_clause(tokens) -> bool:
+    """A clause after a comma that continues a statement: "..., which is ten times the average",
+    "... our coach, Marta, who meets the kids" (a "who" right after a noun; "besides you, who ..." still asks)."""
+    before = tokens[0].i - 1
+    doc = tokens[0].doc
+    while before >= 0 and doc[before].lower_ in LEAD_INS:
+        before -= 1
+    if before < 1 or doc[before].text != ",":
+        return False
+    first = tokens[0].lower_
+    return first == "which" or (first in {"who", "whom", "whose"} and doc[before - 1].pos_ in {"NOUN", "PROPN"})
+
+
+def _pseudo_cleft(tokens) -> bool:
+    """ "What makes us different is ...", "what's great is ...": a "what"-clause that is the subject of a
+    later "is"/"was" names a thing, it does not ask."""
+    if tokens[0].lower_ != "what" or len(tokens) < 4:
+        return False
+    if tokens[1].pos_ != "VERB" and not (tokens[1].lower_ in {"'s", "’s"} and tokens[2].pos_ == "ADJ"):
+        return False
+    for t in tokens[2:9]:
+        if t.lower_ in CLEFT_BREAKERS:
+            return False
+        if t.lower_ in {"is", "was"} and t.pos_ == "AUX":
+            return True
+    return False
+
+
 def _wh_is_question(tokens) -> bool:
     """A wh-initial clause without "?": a question when, after the wh-phrase, a verb or an auxiliary comes
-    next ("what kind of problems are you seeing", "who makes the call"), not a subject ("what I'm hearing is")."""
+    next ("what kind of problems are you seeing", "who makes the call"), not a subject ("what I'm hearing is"),
+    and it is neither a relative clause nor a pseudo-cleft."""
     text = " ".join(t.lower_ for t in tokens[:3])
-    if text.startswith(NOT_QUESTIONS):
+    if text.startswith(NOT_QUESTIONS) or _relative_clause(tokens) or _pseudo_cleft(tokens):
         return False
     i = 1
     if tokens[0].lower_ == "how" and len(tokens) > 1 and tokens[1].lower_ in HOW_QUANTITY:
