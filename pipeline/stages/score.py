@@ -265,7 +265,6 @@ class Annotator:
         in_sentence: dict[int, set[str]] = {}
         for span in spans:
             in_sentence.setdefault(sentence_of[span.start], set()).add(span.label_)
-        in_turn = {span.label_ for span in spans}
         hits, taken = [], {}
         # longest first, so overlapping hits of one rule count once ("I can imagine how" + "how frustrating")
         for span in sorted(spans, key=lambda sp: (sp.start_char, -(sp.end_char - sp.start_char))):
@@ -279,8 +278,6 @@ class Annotator:
                 continue
             if set(rule.get("unless_in_sentence", ())) & in_sentence.get(idx, set()):
                 continue
-            if set(rule.get("unless_in_turn", ())) & in_turn:
-                continue
             if rule.get("unless_negated") and _negated(doc, span, sentences[idx]):
                 continue
             ranges = taken.setdefault(span.id_, [])
@@ -288,6 +285,9 @@ class Annotator:
                 continue
             ranges.append((span.start_char, span.end_char))
             hits.append(Hit(span.id_, span.label_, span.text, span.start_char, span.end_char, idx))
+        # unless_in_turn reads hits that met their own constraints: a bare "today" with no commitment is no next step
+        in_turn = {h.label for h in hits if not self.rules.get(h.rule_id, {}).get("unless_in_turn")}
+        hits = [h for h in hits if not set(self.rules.get(h.rule_id, {}).get("unless_in_turn", ())) & in_turn]
         sentence_words = tuple(sum(not t.is_punct for t in s) for s in sentences)
         return Annotation(tuple(hits), sentence_words, question_types, sentiment, used_syntax)
 
