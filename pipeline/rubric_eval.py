@@ -77,7 +77,7 @@ class LabelScore:
 def fires(annotation: Annotation, what: tuple[str, str]) -> bool:
     kind, name = what
     if kind == "question":
-        return name in annotation.question_types
+        return any(name in kinds for kinds in annotation.question_kinds)
     if kind == "label":
         return name in annotation.labels()
     return any(h.rule_id == name for h in annotation.hits)

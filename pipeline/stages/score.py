@@ -43,6 +43,10 @@ AUXILIARIES = frozenset({
     "should", "shall", "may", "might", "must",
 })
 STARTERS = WH_WORDS | AUXILIARIES | POLITE | frozenset(p.split()[0] for p in OPEN_PROMPTS)
+SUBJECTS = frozenset({
+    "you", "it", "that", "this", "there", "he", "she", "they", "we", "i", "the", "your", "my", "our", "his", "her", "their",
+    "a", "an", "any", "anything", "something", "anyone", "someone", "everything", "everyone", "somebody", "anybody",
+})
 NEGATIONS = frozenset({"not", "n't", "never", "no", "cannot"})
 STATISTICAL = ("tok2vec", "tagger", "attribute_ruler")
 
@@ -64,6 +68,7 @@ class Annotation:
     question_types: tuple[str | None, ...] = ()  # per sentence: "open", "closed" or None
     sentiment: float | None = None  # VADER compound, -1..1, when the rubric judges sentiment
     used_syntax: bool = False  # whether the statistical tagger ran on this utterance
+    question_kinds: tuple[frozenset[str], ...] = ()  # per sentence: every kind it asks ("open" and "closed" both)
 
     @property
     def question_type(self) -> str | None:
@@ -184,28 +189,35 @@ def _may_be_question(sentence) -> bool:
     return False
 
 
-def _question_type(sentence) -> str | None:
+def _question_kinds(sentence) -> frozenset[str]:
+    """The kinds of question a sentence asks, by form, clause by clause: "Who signs off, is it you?" asks both."""
     if not _may_be_question(sentence):
-        return None
+        return frozenset()
     asked = sentence.text.rstrip().endswith("?")
-    for tokens in _clauses(sentence):
-        first = tokens[0].lower_
-        lowered = " ".join(t.lower_ for t in tokens[:5])
-        if lowered.startswith(OPEN_PROMPTS):
+    kinds = {kind for tokens in _clauses(sentence) if (kind := _clause_kind(tokens, asked))}
+    return frozenset(kinds or ({"closed"} if asked else set()))
+
+
+def _clause_kind(tokens, asked: bool) -> str | None:
+    first = tokens[0].lower_
+    lowered = " ".join(t.lower_ for t in tokens[:5])
+    if lowered.startswith(OPEN_PROMPTS):
+        return "open"
+    if first in POLITE and len(tokens) > 3 and tokens[1].lower_ == "you":
+        rest = " ".join(t.lower_ for t in tokens[2:4])
+        if rest.startswith(("walk me", "describe", "explain", "help me")) or (
+            rest.startswith("tell me") and len(tokens) > 4 and tokens[4].lower_ in OPEN_AFTER_TELL_ME
+        ):
             return "open"
-        if first in POLITE and len(tokens) > 3 and tokens[1].lower_ == "you":
-            rest = " ".join(t.lower_ for t in tokens[2:4])
-            if rest.startswith(("walk me", "describe", "explain", "help me")) or (
-                rest.startswith("tell me") and len(tokens) > 4 and tokens[4].lower_ in OPEN_AFTER_TELL_ME
-            ):
-                return "open"
-        if first in WH_WORDS and (asked or _wh_is_question(tokens)):
-            return "open"
-        inverted = (tokens[0].pos_ == "AUX" and len(tokens) > 1 and tokens[1].pos_ in {"PRON", "PROPN", "NOUN", "DET"}
-                    and not (first == "have" and tokens[1].lower_ in {"a", "an"}))  # "have a look", "have a great day"
-        if first in AUXILIARIES and inverted and not asked:
-            return "closed"
-    return "closed" if asked else None
+    if first in WH_WORDS and (asked or _wh_is_question(tokens)):
+        return "open"
+    if first not in AUXILIARIES or len(tokens) < 2 or (first == "have" and tokens[1].lower_ in {"a", "an"}):  # "have a look"
+        return None
+    if tokens[0].pos_:
+        inverted = tokens[0].pos_ == "AUX" and tokens[1].pos_ in {"PRON", "PROPN", "NOUN", "DET", "NUM"}
+    else:  # untagged: a sentence with "?", where only the subject's word is left to tell
+        inverted = tokens[1].lower_ in SUBJECTS or tokens[1].like_num or tokens[1].is_title
+    return "closed" if inverted else None
 
 
 def _negated(doc, span, sentence) -> bool:
@@ -244,11 +256,14 @@ class Annotator:
 
     def annotate(self, texts: Sequence[str], roles: Sequence[str] | None = None) -> list[Annotation]:
         """One annotation per text; sentiment only for `customer` texts (all texts when roles is None)."""
-        docs = list(self.nlp.pipe(texts, batch_size=256, disable=STATISTICAL))
-        syntax = [i for i, doc in enumerate(docs) if _needs_syntax(doc)]
-        for i, doc in zip(syntax, self.nlp.pipe((texts[i] for i in syntax), batch_size=256), strict=True):
-            docs[i] = doc
-        tagged = set(syntax)
+        # Tokenize and split sentences first; tag only the docs whose questions need it; match patterns once, last.
+        docs = list(self.nlp.pipe(texts, batch_size=256, disable=(*STATISTICAL, "span_ruler")))
+        tagged = {i for i, doc in enumerate(docs) if _needs_syntax(doc)}
+        for name in STATISTICAL:
+            for i, doc in zip(sorted(tagged), self.nlp.get_pipe(name).pipe((docs[i] for i in sorted(tagged)), batch_size=256),
+                              strict=True):
+                docs[i] = doc
+        docs = list(self.nlp.get_pipe("span_ruler").pipe(docs, batch_size=256))
         annotations = []
         for i, doc in enumerate(docs):
             feel = self.sentiment is not None and (roles is None or roles[i] == "customer")
@@ -260,7 +275,8 @@ class Annotator:
         sentences = list(doc.sents)
         starts = [s.start for s in sentences]
         sentence_of = {span.start: bisect.bisect_right(starts, span.start) - 1 for span in doc.spans[SPANS_KEY]}
-        question_types = tuple(_question_type(s) for s in sentences)
+        question_kinds = tuple(_question_kinds(s) for s in sentences)
+        question_types = tuple("open" if "open" in k else "closed" if k else None for k in question_kinds)  # open wins
         spans = list(doc.spans[SPANS_KEY])
         in_sentence: dict[int, set[str]] = {}
         for span in spans:
@@ -289,7 +305,7 @@ class Annotator:
         in_turn = {h.label for h in hits if not self.rules.get(h.rule_id, {}).get("unless_in_turn")}
         hits = [h for h in hits if not set(self.rules.get(h.rule_id, {}).get("unless_in_turn", ())) & in_turn]
         sentence_words = tuple(sum(not t.is_punct for t in s) for s in sentences)
-        return Annotation(tuple(hits), sentence_words, question_types, sentiment, used_syntax)
+        return Annotation(tuple(hits), sentence_words, question_types, sentiment, used_syntax, question_kinds)
 
 
 def _char_span_times(turn: Turn, start_char: int, end_char: int) -> tuple[float | None, float | None]:

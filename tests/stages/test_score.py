@@ -235,3 +235,15 @@ def test_score_talk_ratio_band_follows_the_team(annotator):
     support = Call("c1", "x.wav", "audio", 60.0, 2, 16000, team="support")
     assert score_call(sales, utterances, [], RUBRIC, annotator)[3][0].passed is False  # 0.6 > sales band 0.55
     assert score_call(support, utterances, [], RUBRIC, annotator)[3][0].passed is True
+
+
+@pytest.mark.parametrize("text, kinds", [
+    ("Who signs off on renewals, is it you or your director?", {"open", "closed"}),
+    ("Is it the billing or something else?", {"closed"}),
+    ("What changed after the update?", {"open"}),
+    ("What makes us different is the support.", set()),
+])
+def test_a_sentence_can_ask_an_open_and_a_closed_question(annotator, text, kinds):
+    (annotation,) = annotator.annotate([text])
+    assert set().union(*annotation.question_kinds) == kinds
+    assert annotation.question_type == ("open" if "open" in kinds else "closed" if kinds else None)
