@@ -65,10 +65,14 @@ class Hit:
 class Annotation:
     hits: tuple[Hit, ...]
     sentence_words: tuple[int, ...]  # words (punctuation aside) in each sentence
-    question_types: tuple[str | None, ...] = ()  # per sentence: "open", "closed" or None
+    question_kinds: tuple[frozenset[str], ...] = ()  # per sentence: every kind it asks ("open" and "closed" both)
     sentiment: float | None = None  # VADER compound, -1..1, when the rubric judges sentiment
     used_syntax: bool = False  # whether the statistical tagger ran on this utterance
-    question_kinds: tuple[frozenset[str], ...] = ()  # per sentence: every kind it asks ("open" and "closed" both)
+
+    @property
+    def question_types(self) -> tuple[str | None, ...]:
+        """Per sentence, one kind for counting: "open" wins over "closed"; None for a statement."""
+        return tuple(_counted_kind(kinds) for kinds in self.question_kinds)
 
     @property
     def question_type(self) -> str | None:
@@ -198,6 +202,10 @@ def _question_kinds(sentence) -> frozenset[str]:
     return frozenset(kinds or ({"closed"} if asked else set()))
 
 
+def _counted_kind(kinds: frozenset[str]) -> str | None:
+    return "open" if "open" in kinds else "closed" if kinds else None
+
+
 def _clause_kind(tokens, asked: bool) -> str | None:
     first = tokens[0].lower_
     lowered = " ".join(t.lower_ for t in tokens[:5])
@@ -276,7 +284,6 @@ class Annotator:
         starts = [s.start for s in sentences]
         sentence_of = {span.start: bisect.bisect_right(starts, span.start) - 1 for span in doc.spans[SPANS_KEY]}
         question_kinds = tuple(_question_kinds(s) for s in sentences)
-        question_types = tuple("open" if "open" in k else "closed" if k else None for k in question_kinds)  # open wins
         spans = list(doc.spans[SPANS_KEY])
         in_sentence: dict[int, set[str]] = {}
         for span in spans:
@@ -286,9 +293,9 @@ class Annotator:
         for span in sorted(spans, key=lambda sp: (sp.start_char, -(sp.end_char - sp.start_char))):
             idx = sentence_of[span.start]
             rule = self.rules.get(span.id_, {})
-            if rule.get("only_in_question") and question_types[idx] is None:
+            if rule.get("only_in_question") and not question_kinds[idx]:
                 continue
-            if rule.get("not_in_question") and question_types[idx] is not None:
+            if rule.get("not_in_question") and question_kinds[idx]:
                 continue
             if not set(rule.get("requires_in_sentence", ())) <= in_sentence.get(idx, set()):
                 continue
@@ -305,7 +312,7 @@ class Annotator:
         in_turn = {h.label for h in hits if not self.rules.get(h.rule_id, {}).get("unless_in_turn")}
         hits = [h for h in hits if not set(self.rules.get(h.rule_id, {}).get("unless_in_turn", ())) & in_turn]
         sentence_words = tuple(sum(not t.is_punct for t in s) for s in sentences)
-        return Annotation(tuple(hits), sentence_words, question_types, sentiment, used_syntax, question_kinds)
+        return Annotation(tuple(hits), sentence_words, question_kinds, sentiment, used_syntax)
 
 
 def _char_span_times(turn: Turn, start_char: int, end_char: int) -> tuple[float | None, float | None]:
