@@ -266,17 +266,17 @@ class Annotator:
         """One annotation per text; sentiment only for `customer` texts (all texts when roles is None)."""
         # Tokenize and split sentences first; tag only the docs whose questions need it; match patterns once, last.
         docs = list(self.nlp.pipe(texts, batch_size=256, disable=(*STATISTICAL, "span_ruler")))
-        tagged = {i for i, doc in enumerate(docs) if _needs_syntax(doc)}
+        tagged = [i for i, doc in enumerate(docs) if _needs_syntax(doc)]
+        syntax_used = set(tagged)
         for name in STATISTICAL:
-            for i, doc in zip(sorted(tagged), self.nlp.get_pipe(name).pipe((docs[i] for i in sorted(tagged)), batch_size=256),
-                              strict=True):
+            for i, doc in zip(tagged, self.nlp.get_pipe(name).pipe((docs[i] for i in tagged), batch_size=256), strict=True):
                 docs[i] = doc
         docs = list(self.nlp.get_pipe("span_ruler").pipe(docs, batch_size=256))
         annotations = []
         for i, doc in enumerate(docs):
             feel = self.sentiment is not None and (roles is None or roles[i] == "customer")
             sentiment = self.sentiment.polarity_scores(texts[i])["compound"] if feel else None
-            annotations.append(self._annotation(doc, sentiment, i in tagged))
+            annotations.append(self._annotation(doc, sentiment, i in syntax_used))
         return annotations
 
     def _annotation(self, doc, sentiment: float | None, used_syntax: bool) -> Annotation:
