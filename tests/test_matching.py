@@ -1,0 +1,72 @@
+"""The rubric matcher finds exactly what spaCy's SpanRuler finds, while running each token pattern
+only on docs that contain one of its required words."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.rubric.matching import RubricMatcher, trigger_words
+from tests.conftest import SAMPLE_DIR, load_script
+
+DEVSET = SAMPLE_DIR.parent / "rubric_devset" / "devset.jsonl"
+
+
+@pytest.mark.parametrize(("pattern", "expected"), [
+    ([{"LOWER": "i"}, {"LOWER": "will"}], {"i"}),
+    ([{"LOWER": {"IN": ["We", "our", "us"]}}, {"LOWER": "offer"}], {"offer"}),  # the smaller set is more selective
+    ([{"LOWER": "so", "OP": "?"}, {"LOWER": {"IN": ["send", "email"]}}], {"send", "email"}),
+    ([{"IS_TITLE": True}, {"LOWER": "speaking"}], {"speaking"}),
+    ([{"LOWER": "the", "OP": "{0,2}"}, {"ORTH": "Plus", "OP": "{1,2}"}], {"plus"}),
+    ([{"NORM": "will"}, {"IS_TITLE": True}], None),  # "'ll" has the norm "will": not a word the doc must contain
+    ([{"LOWER": {"NOT_IN": ["a"]}}, {"LIKE_NUM": True}], None),
+    ([{"LOWER": "not", "OP": "!"}, {"IS_ALPHA": True, "OP": "+"}], None),
+])
+def test_trigger_words_come_from_a_token_the_pattern_cannot_skip(pattern, expected):
+    words = trigger_words(pattern)
+    assert (set(words) if words is not None else None) == expected
+
+
+@pytest.fixture(scope="module")
+def span_ruler(annotator, rubric):
+    """spaCy's own SpanRuler over the same pipeline and patterns, as the reference."""
+    nlp = annotator.nlp
+    ruler = nlp.add_pipe("span_ruler", name="reference", config={"spans_key": "reference", "phrase_matcher_attr": "LOWER"})
+    with nlp.select_pipes(enable=[]):
+        ruler.add_patterns(list(rubric.patterns))
+    yield ruler
+    nlp.remove_pipe("reference")
+
+
+def _texts() -> list[str]:
+    texts = [json.loads(line)["text"] for line in DEVSET.read_text().splitlines()]
+    for script in SAMPLE_DIR.glob("*.script.json"):
+        texts += [turn["text"] for turn in load_script(script.name.removesuffix(".script.json"))["turns"]]
+    return texts
+
+
+def test_rubric_matcher_finds_what_the_span_ruler_finds(annotator, span_ruler):
+    texts = _texts()
+    assert len(texts) > 1000
+    differing = []
+    for doc in annotator.nlp.pipe(texts, disable=["reference"]):  # tagged too, so every attribute is set
+        ours = [(s.start, s.end, s.label_, s.id_) for s in annotator.matcher(doc)]
+        theirs = [(s.start, s.end, s.label_, s.id_) for s in span_ruler(doc).spans["reference"]]
+        if ours != theirs:
+            differing.append(doc.text)
+    assert not differing, differing[:5]
+
+
+def test_rubric_matcher_skips_groups_whose_words_are_absent(annotator):
+    matcher = RubricMatcher(annotator.nlp, [
+        {"label": "ownership", "id": "own.fix", "pattern": [{"LOWER": "i"}, {"LOWER": "will"}, {"LOWER": "fix"}]},
+        {"label": "pitch", "id": "pitch.offer", "pattern": [{"IS_TITLE": True}, {"LOWER": "offers"}]},
+        {"label": "courtesy", "id": "courtesy.thanks", "pattern": "thank you"},
+    ])
+    doc = annotator.nlp.make_doc("Thank you. I will fix it, and Acme offers more.")
+    assert [(s.text, s.label_, s.id_) for s in matcher(doc)] == [
+        ("Thank you", "courtesy", "courtesy.thanks"), ("I will fix", "ownership", "own.fix"),
+        ("Acme offers", "pitch", "pitch.offer"),
+    ]
+    assert len(matcher.by_word) == 2 and not len(matcher.anywhere)
