@@ -132,12 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devset", type=Path, default=DEVSET)
     parser.add_argument("--errors", action="store_true", help="list the dev split's errors (never the test split's: rules are not tuned on it)")
     parser.add_argument("--dev-only", action="store_true", help="score the dev split alone: tune with this, look at test once, at the end")
-    parser.add_argument("--source", default=None, help="only the rows of one source (lead, independent-a, ...; see the set's README)")
+    parser.add_argument("--source", action="append", default=None,
+                        help="only the rows of this source (lead, independent-a, ...; see the set's README); repeat for several")
     parser.add_argument("--json", type=Path, default=None, help="also write the scores as JSON")
     args = parser.parse_args(argv)
-    rows = [r for r in load_devset(args.devset) if args.source in (None, r.get("source"))]
+    rows = [r for r in load_devset(args.devset) if args.source is None or r.get("source") in args.source]
     if not rows:
-        parser.error(f"no rows from source {args.source!r} in {args.devset}")
+        parser.error(f"no rows from sources {args.source} in {args.devset}")
     if args.dev_only:
         rows = [r for r in rows if r["split"] == "dev"]
     annotations = predictions(rows, Annotator(load_rubric(args.rubric)))

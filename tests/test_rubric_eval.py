@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from pipeline.rubric_eval import DEVSET, LABELS, TARGETS, evaluate, load_devset, predictions
+from pipeline.rubric_eval import DEVSET, LABELS, TARGETS, evaluate, load_devset, main, predictions
 
 sys.path.insert(0, str(DEVSET.parent))
 from build import balanced_split  # noqa: E402  (the set's own build script, beside the data)
@@ -62,3 +62,13 @@ def test_every_label_has_positives_in_both_splits(devset):
     for split in ("dev", "test"):
         scores, _ = evaluate(*devset, split)
         assert all(s.tp + s.fn > 0 for s in scores), split
+
+
+def test_source_option_scores_only_the_named_sources(capsys):
+    rows = load_devset()
+    named = ("independent-d", "independent-f")
+    n_dev = sum(r["split"] == "dev" and r["source"] in named for r in rows)
+    assert main(["--dev-only", "--source", named[0], "--source", named[1]]) == 0
+    assert capsys.readouterr().out.startswith(f"{n_dev} utterances: {n_dev} dev, 0 test")
+    with pytest.raises(SystemExit):
+        main(["--source", "nobody"])
