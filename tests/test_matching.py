@@ -15,7 +15,8 @@ DEVSET = SAMPLE_DIR.parent / "rubric_devset" / "devset.jsonl"
 
 @pytest.mark.parametrize(("pattern", "expected"), [
     ([{"LOWER": "i"}, {"LOWER": "will"}], {"i"}),
-    ([{"LOWER": {"IN": ["We", "our", "us"]}}, {"LOWER": "offer"}], {"offer"}),  # the smaller set is more selective
+    ([{"LOWER": {"IN": ["We", "our", "us"]}}, {"LOWER": {"IN": ["offer", "offers"]}}], {"offer", "offers"}),  # no stop words
+    ([{"LOWER": "send"}, {"LOWER": {"IN": ["a", "the"]}}, {"LOWER": {"IN": ["form", "link"]}}], {"send"}),  # then the smallest
     ([{"LOWER": "so", "OP": "?"}, {"LOWER": {"IN": ["send", "email"]}}], {"send", "email"}),
     ([{"IS_TITLE": True}, {"LOWER": "speaking"}], {"speaking"}),
     ([{"LOWER": "the", "OP": "{0,2}"}, {"ORTH": "Plus", "OP": "{1,2}"}], {"plus"}),

@@ -3,8 +3,9 @@
 spaCy's Matcher tries every token pattern at every token, so its cost grows with the number of
 patterns. Most rubric patterns begin with a fixed word or word set ("i", "we", {"send", "email"}):
 a pattern cannot match a doc that lacks every word one of its required tokens may be. Token
-patterns are therefore grouped by such a word set, and a group runs only on docs containing one of
-its words; patterns with no required word (shapes, optional tokens) run on every doc. Phrase patterns go
+patterns are therefore grouped by such a word set (one without stop words where the pattern has
+one), and a group runs only on docs containing one of its words; patterns with no required word
+(shapes, optional tokens) run on every doc. Phrase patterns go
 to one PhraseMatcher, which is cheap at any size.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Span
 
@@ -20,10 +22,11 @@ WORD_ATTRS = ("LOWER", "ORTH", "TEXT")
 
 
 def trigger_words(pattern: list[dict]) -> frozenset[str] | None:
-    """The smallest set of lowercase words of which a doc must contain one for the pattern to match: that of a
-    token the pattern cannot skip. None when every such token can be any word."""
+    """A set of lowercase words of which a doc must contain one for the pattern to match: that of a token the
+    pattern cannot skip, preferring sets without stop words (nearly every utterance has "you" or "the"), then
+    the smallest. None when every such token can be any word."""
     candidates = [words for token in pattern if _required(token) and (words := _words(token)) is not None]
-    return min(candidates, key=len, default=None)
+    return min(candidates, key=lambda words: (not words.isdisjoint(STOP_WORDS), len(words)), default=None)
 
 
 def _required(token: dict) -> bool:
