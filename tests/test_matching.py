@@ -20,7 +20,8 @@ DEVSET = SAMPLE_DIR.parent / "rubric_devset" / "devset.jsonl"
     ([{"LOWER": "so", "OP": "?"}, {"LOWER": {"IN": ["send", "email"]}}], {"send", "email"}),
     ([{"IS_TITLE": True}, {"LOWER": "speaking"}], {"speaking"}),
     ([{"LOWER": "the", "OP": "{0,2}"}, {"ORTH": "Plus", "OP": "{1,2}"}], {"plus"}),
-    ([{"NORM": "will"}, {"IS_TITLE": True}], None),  # "'ll" has the norm "will": not a word the doc must contain
+    ([{"NORM": "will"}, {"IS_TITLE": True}], {"will"}),  # looked up among the doc's norms too ("'ll" -> "will")
+    ([{"LOWER": "i"}, {"NORM": {"IN": ["will", "shall"]}}, {"LOWER": "fix"}], {"fix"}),
     ([{"LOWER": {"NOT_IN": ["a"]}}, {"LIKE_NUM": True}], None),
     ([{"LOWER": "not", "OP": "!"}, {"IS_ALPHA": True, "OP": "+"}], None),
 ])
@@ -71,3 +72,10 @@ def test_rubric_matcher_skips_groups_whose_words_are_absent(annotator):
         ("Acme offers", "pitch", "pitch.offer"),
     ]
     assert len(matcher.by_word) == 2 and not len(matcher.anywhere)
+
+
+def test_a_pattern_keyed_by_a_norm_runs_on_the_contraction(annotator):
+    matcher = RubricMatcher(annotator.nlp, [
+        {"label": "ownership", "id": "own.call", "pattern": [{"LOWER": "i"}, {"NORM": "will"}, {"LOWER": "call"}]},
+    ])
+    assert [s.text for s in matcher(annotator.nlp.make_doc("Okay, I'll call you back."))] == ["I'll call"]

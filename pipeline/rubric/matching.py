@@ -17,8 +17,9 @@ from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Span
 
-# Attributes whose value is the word itself or its case; NORM is not ("'ll" has the norm "will").
-WORD_ATTRS = ("LOWER", "ORTH", "TEXT")
+# Token attributes that name the word: a doc's words are its tokens' lowercase forms and norms ("'ll" has the
+# norm "will"), so a pattern's word set on any of these can be looked up among them.
+CASED_ATTRS = ("ORTH", "TEXT", "LOWER")
 
 
 def trigger_words(pattern: list[dict]) -> frozenset[str] | None:
@@ -35,12 +36,15 @@ def _required(token: dict) -> bool:
 
 
 def _words(token: dict) -> frozenset[str] | None:
-    for attr in WORD_ATTRS:
+    for attr in (*CASED_ATTRS, "NORM"):
         value = token.get(attr)
         if isinstance(value, str):
-            return frozenset({value.lower()})
-        if isinstance(value, Mapping) and set(value) == {"IN"}:
-            return frozenset(word.lower() for word in value["IN"])
+            words = {value}
+        elif isinstance(value, Mapping) and set(value) == {"IN"}:
+            words = set(value["IN"])
+        else:
+            continue
+        return frozenset(w.lower() for w in words) if attr in CASED_ATTRS else frozenset(words)
     return None
 
 
@@ -63,14 +67,15 @@ class RubricMatcher:
             words = trigger_words(pattern)
             matcher = self.anywhere if words is None else groups.setdefault(words, Matcher(vocab, validate=True))
             matcher.add(key, [pattern])
-        self.by_word: dict[int, list[Matcher]] = {}  # keyed by the word's hash, as Doc.to_array("LOWER") gives it
+        self.by_word: dict[int, list[Matcher]] = {}  # keyed by the word's hash, as Doc.to_array gives it
         for words, matcher in groups.items():
             for word in words:
                 self.by_word.setdefault(vocab.strings.add(word), []).append(matcher)
 
     def __call__(self, doc: Doc) -> list[Span]:
         """Every match as a Span with the pattern's label and id, once each, in document order."""
-        matchers = {id(m): m for word in set(doc.to_array("LOWER").tolist()) for m in self.by_word.get(word, ())}
+        words = set(doc.to_array(["LOWER", "NORM"]).flatten().tolist())
+        matchers = {id(m): m for word in words for m in self.by_word.get(word, ())}
         matchers.update((id(m), m) for m in (self.phrases, self.anywhere) if len(m))
         matches = []
         for matcher in matchers.values():
