@@ -49,6 +49,11 @@ SUBJECTS = frozenset({
     "a", "an", "any", "anything", "something", "anyone", "someone", "everything", "everyone", "somebody", "anybody",
 })
 NEGATIONS = frozenset({"not", "n't", "never", "no", "cannot"})
+# a statement turned into a yes/no question by its last words, "?" lost in transcription: "..., correct", "... or not"
+TAG_WORDS = frozenset({"correct", "right"})
+ALTERNATIVE_TAGS = (("or", "no"), ("or", "not"))
+# a fragment after the question, carrying its "?", that offers a yes/no answer: "who else drives it, anyone in the family?"
+FRAGMENT_STARTS = frozenset({"anyone", "anybody", "anything", "someone", "somebody", "something", "any"})
 STATISTICAL = ("tok2vec", "tagger", "attribute_ruler")
 
 
@@ -127,11 +132,22 @@ def _clauses(sentence) -> list[list]:
 
 def _needs_syntax(doc) -> bool:
     """A sentence opening with an auxiliary or a wh-word and no question mark: only its parts of
-    speech tell "do you use it" (a question) from "do it now", or "what do you use" from "what I hear is"."""
-    return any(
-        tokens[0].lower_ in AUXILIARIES | WH_WORDS
-        for s in doc.sents if not s.text.rstrip().endswith("?") and _may_be_question(s)
-        for tokens in _clauses(s)
+    speech tell "do you use it" (a question) from "do it now", or "what do you use" from "what I hear is".
+    With a "?" and several clauses, an auxiliary before a word that is not a known subject ("who else is
+    involved, or are parents helping?") needs them too: that clause adds a yes/no question to the open one."""
+    for s in doc.sents:
+        asked = s.text.rstrip().endswith("?")
+        clauses = _clauses(s) if asked or _may_be_question(s) else []
+        if not asked and any(tokens[0].lower_ in AUXILIARIES | WH_WORDS for tokens in clauses):
+            return True
+        if asked and len(clauses) > 1 and any(_unknown_subject(tokens) for tokens in clauses):
+            return True
+    return False
+
+
+def _unknown_subject(tokens) -> bool:
+    return tokens[0].lower_ in AUXILIARIES and len(tokens) > 1 and not (
+        tokens[1].lower_ in SUBJECTS or tokens[1].like_num or tokens[1].is_title
     )
 
 
@@ -153,7 +169,8 @@ def _pseudo_cleft(tokens) -> bool:
     later "is"/"was" names a thing, it does not ask."""
     if tokens[0].lower_ != "what" or len(tokens) < 4:
         return False
-    if tokens[1].pos_ != "VERB" and not (tokens[1].lower_ in {"'s", "’s"} and tokens[2].pos_ == "ADJ"):
+    tokens = [tokens[0], *_after_adverbs(tokens, 1)]  # "what actually happened was ..."
+    if len(tokens) < 3 or tokens[1].pos_ != "VERB" and not (tokens[1].lower_ in {"'s", "’s"} and tokens[2].pos_ == "ADJ"):
         return False
     for t in tokens[2:9]:
         if t.lower_ in CLEFT_BREAKERS:
@@ -174,11 +191,29 @@ def _wh_is_question(tokens) -> bool:
     if tokens[0].lower_ == "how" and len(tokens) > 1 and tokens[1].lower_ in HOW_QUANTITY:
         return tokens[1].lower_ in {"many", "much"} or (len(tokens) > 2 and tokens[2].pos_ in {"AUX", "VERB"})
     if tokens[0].lower_ in {"what", "which", "whose"}:
-        while i < len(tokens) and (tokens[i].pos_ in {"NOUN", "ADJ"} or tokens[i].lower_ == "of"):
+        # "which of the two plans are you on": a determiner or number only after "of", so "what the agent said was" stays a statement
+        while i < len(tokens) and (
+            tokens[i].pos_ in {"NOUN", "ADJ"} or tokens[i].lower_ == "of"
+            or (tokens[i].pos_ in {"DET", "NUM"} and (tokens[i - 1].lower_ == "of" or tokens[i - 1].pos_ == "DET"))
+        ):
             i += 1
+        # "which documents I need to bring": "which" and a noun already ask, before a subject without an auxiliary
+        noun = tokens[i - 1]
+        if tokens[0].lower_ == "which" and 1 < i < len(tokens) and noun.pos_ == "NOUN" and noun.lower_ not in {"one", "ones"}:
+            if tokens[i].lower_ in SUBJECTS:
+                return tokens[i].pos_ == "PRON"
     while i < len(tokens) and tokens[i].lower_ in {"else", "exactly", "else's"}:
         i += 1
-    return i < len(tokens) and tokens[i].pos_ in {"AUX", "VERB"} and tokens[i].tag_ not in {"VBG", "VBN"}
+    rest = _after_adverbs(tokens, i)  # "who actually signs off", "who usually handles"
+    return bool(rest) and rest[0].pos_ in {"AUX", "VERB"} and rest[0].tag_ not in {"VBG", "VBN"}
+
+
+def _after_adverbs(tokens, i: int, most: int = 2) -> list:
+    """The tokens from i on, past at most `most` adverbs ("actually", "usually"), "not" aside."""
+    skipped = 0
+    while i < len(tokens) and skipped < most and tokens[i].pos_ == "ADV" and tokens[i].lower_ not in NEGATIONS:
+        i, skipped = i + 1, skipped + 1
+    return list(tokens[i:])
 
 
 def _may_be_question(sentence) -> bool:
@@ -196,11 +231,28 @@ def _may_be_question(sentence) -> bool:
 
 def _question_kinds(sentence) -> frozenset[str]:
     """The kinds of question a sentence asks, by form, clause by clause: "Who signs off, is it you?" asks both."""
-    if not _may_be_question(sentence):
+    tagged = _tagged_statement(sentence)
+    if not tagged and not _may_be_question(sentence):
         return frozenset()
     asked = sentence.text.rstrip().endswith("?")
-    kinds = {kind for tokens in _clauses(sentence) if (kind := _clause_kind(tokens, asked))}
+    clauses = _clauses(sentence)
+    kinds = {kind for tokens in clauses if (kind := _clause_kind(tokens, asked))}
+    if tagged or (asked and len(clauses) > 1 and clauses[0][0].lower_ in FRAGMENT_STARTS):
+        kinds.add("closed")
     return frozenset(kinds or ({"closed"} if asked else set()))
+
+
+def _tagged_statement(sentence) -> bool:
+    """A statement of at least three words closed by a tag without its "?": "the leak came through the ceiling, correct",
+    "it still runs or no" ("yes or no", "whether ... or not" stay statements)."""
+    words = [t for t in sentence if not t.is_punct]
+    if sentence.text.rstrip().endswith("?") or len(words) < 4:
+        return False
+    last = words[-1]
+    if last.lower_ in TAG_WORDS and last.i > sentence.start and sentence.doc[last.i - 1].text == ",":
+        return len(_content_tokens(sentence.doc[sentence.start:last.i - 1])) >= 3
+    tail = tuple(t.lower_ for t in words[-2:])
+    return tail in ALTERNATIVE_TAGS and words[-3].lower_ != "yes" and not any(t.lower_ in {"whether", "if"} for t in words)
 
 
 def _counted_kind(kinds: frozenset[str]) -> str | None:

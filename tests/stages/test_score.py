@@ -242,6 +242,19 @@ def test_score_talk_ratio_band_follows_the_team(annotator):
     ("Is it the billing or something else?", {"closed"}),
     ("What changed after the update?", {"open"}),
     ("What makes us different is the support.", set()),
+    # transcripts lose the "?": a tag or "or not" at the end still asks; "yes or no", "whether ... or not" do not
+    ("The parcel went to your old address, correct", {"closed"}),
+    ("Where do you park at night, it's on the street or not", {"open", "closed"}),
+    ("I can't tell whether the meter works or not.", set()),
+    ("Yes, correct.", set()),
+    # an adverb after the wh-word, "which of the ...", "which forms I ..."; a pseudo-cleft with an adverb stays a statement
+    ("Who normally approves the spend on your side", {"open"}),
+    ("Which of the two lenses do you prefer", {"open"}),
+    ("which forms I fill in for the visa", {"open"}),
+    ("What really helped was the second reset.", set()),
+    # a "?" fragment offering a yes/no answer after the open question, or an auxiliary before a plain noun
+    ("Who else will use the van, anybody on the night shift?", {"open", "closed"}),
+    ("Who pays the deposit, or do parents usually chip in?", {"open", "closed"}),
 ])
 def test_a_sentence_can_ask_an_open_and_a_closed_question(annotator, text, kinds):
     (annotation,) = annotator.annotate([text])
