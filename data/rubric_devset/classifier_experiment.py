@@ -1,0 +1,68 @@
+"""Would a statistical classifier beside the patterns generalise better? A dev-only experiment.
+
+Trains one logistic regression per label on word and character n-grams (scikit-learn) over the
+dev rows of some sources, and scores it, the rules, and "rules or classifier" on the dev rows
+of the others. Test rows are never read. The rules must not have been tuned on the held-out
+sources for the comparison to mean anything: run it from a checkout of the rules as they were
+before those sources were added (see the README), for example
+
+    git worktree add /tmp/round1 fd7ee1d
+    cd /tmp/round1 && PYTHONPATH=. python /path/to/classifier_experiment.py \\
+        --train lead independent-a independent-b independent-c \\
+        --held independent-d independent-e independent-f --devset /path/to/devset.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_union
+
+from pipeline.rubric import load_rubric
+from pipeline.rubric_eval import LABELS, fires, predictions
+from pipeline.stages.score import Annotator
+
+
+def f1(predicted: np.ndarray, gold: np.ndarray) -> float:
+    tp, fp, fn = (predicted & gold).sum(), (predicted & ~gold).sum(), (~predicted & gold).sum()
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", nargs="+", required=True, help="sources whose dev rows train the classifier")
+    parser.add_argument("--held", nargs="+", required=True, help="sources whose dev rows score it")
+    parser.add_argument("--devset", type=Path, default=Path(__file__).with_name("devset.jsonl"))
+    parser.add_argument("--threshold", type=float, default=0.5)
+    args = parser.parse_args()
+    dev = [row for line in args.devset.read_text().splitlines() if (row := json.loads(line))["split"] == "dev"]
+    train = [r for r in dev if r["source"] in args.train]
+    held = [r for r in dev if r["source"] in args.held]
+    annotations = predictions(held, Annotator(load_rubric(None)))
+    features = make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+                          TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2))
+    x_train, x_held = features.fit_transform([r["text"] for r in train]), features.transform([r["text"] for r in held])
+    print(f"train {len(train)} rows, held out {len(held)} rows; F1 on the held-out rows")
+    print(f"{'label':22} {'rules':>6} {'clf':>6} {'either':>6}")
+    totals = np.zeros(3)
+    for label, (role, what) in LABELS.items():
+        mine = [i for i, r in enumerate(train) if role in ("any", r["role"])]
+        theirs = [i for i, r in enumerate(held) if role in ("any", r["role"])]
+        model = LogisticRegression(C=10, class_weight="balanced", max_iter=2000)
+        model.fit(x_train[mine], [label in train[i]["labels"] for i in mine])
+        classified = model.predict_proba(x_held[theirs])[:, 1] >= args.threshold
+        ruled = np.array([fires(annotations[i], what) for i in theirs])
+        gold = np.array([label in held[i]["labels"] for i in theirs])
+        scores = np.array([f1(ruled, gold), f1(classified, gold), f1(ruled | classified, gold)])
+        totals += scores
+        print(f"{label:22} " + " ".join(f"{s:6.2f}" for s in scores))
+    print(f"{'macro F1':22} " + " ".join(f"{s:6.3f}" for s in totals / len(LABELS)))
+
+
+if __name__ == "__main__":
+    main()
