@@ -5,8 +5,8 @@ patterns. Most rubric patterns begin with a fixed word or word set ("i", "we", {
 a pattern cannot match a doc that lacks every word one of its required tokens may be. Token
 patterns are therefore grouped by such a word set (one without stop words where the pattern has
 one), and a group runs only on docs containing one of its words; patterns with no required word
-(shapes, optional tokens) run on every doc. Phrase patterns go
-to one PhraseMatcher, which is cheap at any size.
+(shapes, optional tokens) run on every doc. Phrase patterns go to one PhraseMatcher, which is
+cheap at any size.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Span
 
-# Token attributes that name the word: a doc's words are its tokens' lowercase forms and norms ("'ll" has the
-# norm "will"), so a pattern's word set on any of these can be looked up among them.
-CASED_ATTRS = ("ORTH", "TEXT", "LOWER")
+# A doc's words, for the lookup, are its tokens' lowercase forms and norms ("'ll" has the norm "will"): a pattern's
+# words on these attributes are looked up lowercased, on NORM as they are.
+LOWERCASED_ATTRS = ("ORTH", "TEXT", "LOWER")
 
 
 def trigger_words(pattern: list[dict]) -> frozenset[str] | None:
@@ -36,7 +36,7 @@ def _required(token: dict) -> bool:
 
 
 def _words(token: dict) -> frozenset[str] | None:
-    for attr in (*CASED_ATTRS, "NORM"):
+    for attr in (*LOWERCASED_ATTRS, "NORM"):
         value = token.get(attr)
         if isinstance(value, str):
             words = {value}
@@ -44,7 +44,7 @@ def _words(token: dict) -> frozenset[str] | None:
             words = set(value["IN"])
         else:
             continue
-        return frozenset(w.lower() for w in words) if attr in CASED_ATTRS else frozenset(words)
+        return frozenset(w.lower() for w in words) if attr in LOWERCASED_ATTRS else frozenset(words)
     return None
 
 
