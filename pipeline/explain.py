@@ -46,7 +46,20 @@ def explain_text(text: str, rubric: Rubric, annotator: Annotator, role: str = "a
             "rule constraints (a marker)" if hit.label in rubric.markers else "no criterion")
         lines.append(f"  {hit.rule_id:36} on {hit.text!r} (chars {hit.start_char}-{hit.end_char}, sentence {hit.sentence_idx + 1}); "
                      f"read by {used_by}" + (f"; constraints {dict(rubric.rules[hit.rule_id])}" if hit.rule_id in rubric.rules else ""))
+    if annotator.classifier is not None:
+        lines += _classifier_lines(text, annotator)
     return "\n".join(lines)
+
+
+def _classifier_lines(text: str, annotator: Annotator) -> list[str]:
+    """Each classifier label's probability; for those it gives, the n-grams that weighed most."""
+    classifier = annotator.classifier
+    threshold = classifier.config.threshold
+    lines = [f"  classifier (a label at probability >= {threshold}; a pattern hit of the label comes first):"]
+    for label, p in sorted(classifier.probabilities([text])[0].items(), key=lambda item: -item[1]):
+        strongest = f"; strongest n-grams {classifier.strongest_ngrams(text, label)}" if p >= threshold else ""
+        lines.append(f"    {label:20} {p:.2f}{strongest}")
+    return lines
 
 
 def find_call(out_dir: Path, key: str) -> Call:

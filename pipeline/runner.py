@@ -335,9 +335,12 @@ def settings_key(options: Options, model: str) -> str:
 
 
 def rubric_key(rubric: Rubric) -> str:
-    """The rubric's files (and the bundled ones it may extend) and callqa's version: an upgrade re-scores."""
+    """The rubric's files (and the bundled ones it may extend), its classifier's training data and callqa's version:
+    an upgrade re-scores."""
     folders = {rubric.path.parent, DEFAULT_RUBRIC.parent}
     files = sorted(p for folder in folders for p in folder.rglob("*") if p.suffix in {".toml", ".jsonl"})
+    if rubric.classifier is not None:
+        files.append(rubric.classifier.data)
     return _digest(version("callqa"), rubric.version, rubric.path.read_bytes(), *(p.read_bytes() for p in files))
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import RubricError
+from pipeline.rubric.classifier import ClassifierConfig
 
 DEFAULT_RUBRIC = Path(__file__).parent / "default.toml"
 
@@ -80,6 +81,7 @@ class Rubric:
     patterns: tuple[dict, ...] = field(repr=False)
     markers: tuple[str, ...] = ()
     rules: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    classifier: ClassifierConfig | None = None
 
     def rule_ids(self, label: str | None = None) -> set[str]:
         return {p["id"] for p in self.patterns if label is None or p["label"] == label}
@@ -207,6 +209,8 @@ def _merged(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         raise _fail(path, "extends", "the rubric extends itself (a cycle)", "remove the cycle of extends")
     data = _read_toml(path)
     data["patterns"] = [(path.parent / p).resolve() for p in data.get("patterns", ())]
+    if isinstance(data.get("classifier"), dict) and isinstance(data["classifier"].get("data"), str):
+        data["classifier"]["data"] = (path.parent / data["classifier"]["data"]).resolve()
     base_name = data.pop("extends", None)
     if base_name is None:
         return data
@@ -233,7 +237,30 @@ def _merged(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         "criteria": criteria,
         "rules": rules,
         "removed": [*base.get("removed", ()), *data.get("remove", ())],
+        "classifier": data.get("classifier", base.get("classifier")),
     }
+
+
+def _classifier(path: Path, raw: object, labels: set[str]) -> ClassifierConfig | None:
+    """The `[classifier]` table: data = a labelled set (relative to the rubric file), labels = {set label = rubric
+    label}, threshold = probability from which a label is given."""
+    if raw is None:
+        return None
+    where = "classifier"
+    if not isinstance(raw, dict) or set(raw) - {"data", "labels", "threshold"}:
+        raise _fail(path, where, "expects the keys data, labels and threshold only", "see the README's example")
+    data = raw.get("data")
+    if not isinstance(data, Path) or not data.is_file():
+        raise _fail(path, f"{where}.data", f"labelled set {data} does not exist", "give a devset.jsonl-style file, relative to the rubric file")
+    mapping = raw.get("labels")
+    if not isinstance(mapping, dict) or not mapping or not all(isinstance(v, str) for v in mapping.values()):
+        raise _fail(path, f"{where}.labels", "missing or not a table of set label = rubric label", 'write labels = { pitch = "pitch" }')
+    if unknown := sorted(v for v in mapping.values() if v not in labels):
+        raise _fail(path, f"{where}.labels", f"rubric labels {unknown} are not criteria or markers", f"use one of {sorted(labels)}")
+    threshold = raw.get("threshold", 0.5)
+    if not isinstance(threshold, int | float) or not 0 < threshold < 1:
+        raise _fail(path, f"{where}.threshold", f"{threshold!r} is not a probability between 0 and 1", "write e.g. threshold = 0.5")
+    return ClassifierConfig(data=data, labels=mapping, threshold=float(threshold))
 
 
 def _mention_patterns(criteria: tuple[Criterion, ...]) -> list[dict]:
@@ -259,6 +286,8 @@ def load_rubric(path: Path | None = None) -> Rubric:
     removed = frozenset(data.get("removed", ())) - labels
     patterns = tuple(p for f in data["patterns"] for p in _load_patterns(path, f, labels, removed)) + tuple(_mention_patterns(criteria))
     rules = {rid: r for rid, r in data.get("rules", {}).items() if rid.split(".", 1)[0] not in removed}
-    rubric = Rubric(version=data["version"], path=path, criteria=criteria, patterns=patterns, markers=markers, rules=rules)
+    classifier = _classifier(path, data.get("classifier"), labels)
+    rubric = Rubric(version=data["version"], path=path, criteria=criteria, patterns=patterns, markers=markers, rules=rules,
+                    classifier=classifier)
     _check_rule_references(rubric)
     return rubric

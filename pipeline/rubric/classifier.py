@@ -1,0 +1,69 @@
+"""A statistical second opinion beside the patterns, for behaviours with too many wordings for them.
+
+One logistic regression per label over word 1-2-grams and character 2-5-grams (scikit-learn),
+trained when the annotator loads, from the `dev` rows of a labelled set in the format of
+data/rubric_devset/devset.jsonl: about two seconds, no weights stored or downloaded. A rubric
+turns it on with a `[classifier]` table (see the README); an utterance it scores at or above the
+threshold for a label gets a hit `<label>.classifier` over its whole text, which criteria read
+like any hit of that label. The evidence is the utterance, its probability and the n-grams that
+weighed most for it (`callqa explain`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import RubricError
+
+RULE_SUFFIX = "classifier"
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    data: Path  # a labelled set; rows with split "dev" train
+    labels: Mapping[str, str]  # label in the set -> rubric label its hits carry
+    threshold: float = 0.5
+
+
+class LabelClassifier:
+    def __init__(self, config: ClassifierConfig):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_union
+
+        rows = [row for line in config.data.read_text().splitlines() if line.strip()
+                and (row := json.loads(line)).get("split") == "dev"]
+        texts = [row["text"] for row in rows]
+        self.config = config
+        self.features = make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+                                   TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2))
+        x = self.features.fit_transform(texts)
+        self.models = {}
+        for set_label, rubric_label in config.labels.items():
+            gold = [set_label in row["labels"] for row in rows]
+            if not any(gold) or all(gold):
+                raise RubricError(f"{config.data}: classifier label {set_label!r} needs dev rows with and without it, "
+                                  f"{sum(gold)} of {len(rows)} have it. Fix: label more dev rows or drop it from [classifier] labels.")
+            # C and class weights as in data/rubric_devset/classifier_experiment.py, where they were chosen on dev rows
+            self.models[rubric_label] = LogisticRegression(C=10, class_weight="balanced", max_iter=2000).fit(x, gold)
+
+    def probabilities(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """Per text, each rubric label's probability."""
+        x = self.features.transform(texts)
+        columns = {label: model.predict_proba(x)[:, 1] for label, model in self.models.items()}
+        return [{label: float(p[i]) for label, p in columns.items()} for i in range(len(texts))]
+
+    def labels_for(self, texts: Sequence[str]) -> list[list[str]]:
+        """Per text, the rubric labels at or above the threshold."""
+        return [[label for label, p in probs.items() if p >= self.config.threshold] for probs in self.probabilities(texts)]
+
+    def strongest_ngrams(self, text: str, label: str, most: int = 3) -> list[str]:
+        """The n-grams of `text` that pushed `label`'s probability up the most."""
+        x = self.features.transform([text]).tocoo()
+        weights = self.models[label].coef_[0]
+        names = self.features.get_feature_names_out()
+        pushed = sorted(((v * weights[j], names[j]) for j, v in zip(x.col, x.data, strict=True) if v * weights[j] > 0), reverse=True)
+        return [name.split("__", 1)[1] for _, name in pushed[:most]]

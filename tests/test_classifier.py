@@ -1,0 +1,96 @@
+"""The optional classifier beside the patterns: trained from the dev rows of a labelled set when the annotator
+loads, its hits read like any pattern hit, its configuration validated like the rest of the rubric."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import RubricError
+from pipeline.explain import explain_text
+from pipeline.rubric import load_rubric
+from pipeline.runner import rubric_key
+from pipeline.stages.score import Annotator
+from tests.conftest import SAMPLE_DIR
+
+EXAMPLE = SAMPLE_DIR.parent / "rubric_devset" / "classifier.toml"
+# not in the set, and no pitch pattern fires on it
+UNPATTERNED_PITCH = "Honestly the thing most of our clinics love is the scheduling piece, it pretty much runs itself."
+
+
+@pytest.fixture(scope="module")
+def modelled():
+    rubric = load_rubric(EXAMPLE)
+    return rubric, Annotator(rubric)
+
+
+def test_the_example_rubric_trains_on_the_sets_dev_rows(modelled):
+    rubric, annotator = modelled
+    assert rubric.classifier.data.name == "devset.jsonl"
+    assert set(annotator.classifier.models) == set(rubric.classifier.labels.values())
+
+
+def test_a_model_hit_covers_the_utterance_where_no_pattern_fires(modelled, annotator):
+    assert "pitch" not in annotator.annotate([UNPATTERNED_PITCH])[0].labels()
+    hits = modelled[1].annotate([UNPATTERNED_PITCH, "Okay, one moment."])
+    assert [(h.rule_id, h.text) for h in hits[0].hits if h.label == "pitch"] == [("pitch.classifier", UNPATTERNED_PITCH)]
+    assert not hits[1].hits
+
+
+def test_a_pattern_hit_of_the_label_comes_first(modelled):
+    hits = modelled[1].annotate(["We offer a premium plan with unlimited data for thirty dollars a month."])[0].hits
+    pitch = [h.rule_id for h in hits if h.label == "pitch"]
+    assert pitch and "pitch.classifier" not in pitch
+
+
+def test_explain_shows_the_probability_and_the_strongest_ngrams(modelled):
+    rubric, annotator = modelled
+    text = explain_text(UNPATTERNED_PITCH, rubric, annotator)
+    assert "pitch.classifier" in text
+    line = next(line for line in text.splitlines() if line.strip().startswith("pitch ") and "strongest n-grams" in line)
+    assert float(line.split()[1].rstrip(";")) >= rubric.classifier.threshold
+
+
+def _rubric(folder: Path, table: str, rows: list[dict] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    if rows is not None:
+        (folder / "set.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path = folder / "rubric.toml"
+    path.write_text(f'extends = "default"\n\n[classifier]\n{table}\n')
+    return path
+
+
+ROWS = [{"split": "dev", "text": t, "labels": labels} for t, labels in [
+    ("our plan includes free calls", ["pitch"]), ("we have a great bundle for you", ["pitch"]),
+    ("okay one moment please", []), ("let me check your account", []),
+]]
+
+
+@pytest.mark.parametrize(("table", "where"), [
+    ('data = "absent.jsonl"\nlabels = { pitch = "pitch" }', "classifier.data"),
+    ('data = "set.jsonl"\nlabels = { pitch = "pitches" }', "classifier.labels"),
+    ('data = "set.jsonl"', "classifier.labels"),
+    ('data = "set.jsonl"\nlabels = { pitch = "pitch" }\nthreshold = 1.5', "classifier.threshold"),
+    ('data = "set.jsonl"\nlabels = { pitch = "pitch" }\nmodel = "bert"', "classifier"),
+])
+def test_classifier_table_errors_name_the_place_and_the_fix(tmp_path, table, where):
+    with pytest.raises(RubricError, match=rf"rubric.toml: {where}: .*Fix:"):
+        load_rubric(_rubric(tmp_path, table, ROWS))
+
+
+def test_a_label_without_dev_positives_fails_when_the_annotator_is_built(tmp_path):
+    rows = [dict(r, split="test") if r["labels"] else r for r in ROWS]  # the positives are test rows: never trained on
+    rubric = load_rubric(_rubric(tmp_path, 'data = "set.jsonl"\nlabels = { pitch = "pitch" }', rows))
+    with pytest.raises(RubricError, match="needs dev rows with and without it, 0 of 2"):
+        Annotator(rubric)
+
+
+def test_changed_training_data_rescores(tmp_path):
+    table = 'data = "../data/set.jsonl"\nlabels = { pitch = "pitch" }'
+    _rubric(tmp_path / "data", table, ROWS)
+    path = _rubric(tmp_path / "rubric", table)
+    before = rubric_key(load_rubric(path))
+    (tmp_path / "data" / "set.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS[:3]))
+    assert rubric_key(load_rubric(path)) != before
