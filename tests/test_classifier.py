@@ -72,6 +72,7 @@ ROWS = [{"split": "dev", "text": t, "labels": labels} for t, labels in [
     ('data = "absent.jsonl"\nlabels = { pitch = "pitch" }', "classifier.data"),
     ('data = "set.jsonl"\nlabels = { pitch = "pitches" }', "classifier.labels"),
     ('data = "set.jsonl"', "classifier.labels"),
+    ('data = "set.jsonl"\nlabels = { pitch = "pitch", upsell = "pitch" }', "classifier.labels"),
     ('data = "set.jsonl"\nlabels = { pitch = "pitch" }\nthreshold = 1.5', "classifier.threshold"),
     ('data = "set.jsonl"\nlabels = { pitch = "pitch" }\nmodel = "bert"', "classifier"),
 ])

@@ -255,6 +255,8 @@ def _classifier(path: Path, raw: object, labels: set[str]) -> ClassifierConfig |
     mapping = raw.get("labels")
     if not isinstance(mapping, dict) or not mapping or not all(isinstance(v, str) for v in mapping.values()):
         raise _fail(path, f"{where}.labels", "missing or not a table of set label = rubric label", 'write labels = { pitch = "pitch" }')
+    if len(set(mapping.values())) < len(mapping):
+        raise _fail(path, f"{where}.labels", "two set labels give the same rubric label", "keep one set label per rubric label")
     if unknown := sorted(v for v in mapping.values() if v not in labels):
         raise _fail(path, f"{where}.labels", f"rubric labels {unknown} are not criteria or markers", f"use one of {sorted(labels)}")
     threshold = raw.get("threshold", 0.5)
