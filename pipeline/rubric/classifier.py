@@ -2,7 +2,7 @@
 
 One logistic regression per label over word 1-2-grams and character 2-5-grams (scikit-learn),
 trained when the annotator loads, from the `dev` rows of a labelled set in the format of
-data/rubric_devset/devset.jsonl: about two seconds, no weights stored or downloaded. A rubric
+data/rubric_devset/devset.jsonl: about three seconds, no weights stored or downloaded. A rubric
 turns it on with a `[classifier]` table (see the README); an utterance it scores at or above the
 threshold for a label gets a hit `<label>.classifier` over its whole text, which criteria read
 like any hit of that label. The evidence is the utterance, its probability and the n-grams that
@@ -47,7 +47,7 @@ class LabelClassifier:
             if not any(gold) or all(gold):
                 raise RubricError(f"{config.data}: classifier label {set_label!r} needs dev rows with and without it, "
                                   f"{sum(gold)} of {len(rows)} have it. Fix: label more dev rows or drop it from [classifier] labels.")
-            # C and class weights as in data/rubric_devset/classifier_experiment.py, where they were chosen on dev rows
+            # features, C and class weights as in data/rubric_devset/classifier_experiment.py, which measured them on dev rows
             self.models[rubric_label] = LogisticRegression(C=10, class_weight="balanced", max_iter=2000).fit(x, gold)
 
     def probabilities(self, texts: Sequence[str]) -> list[dict[str, float]]:
