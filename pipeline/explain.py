@@ -55,10 +55,11 @@ def _classifier_lines(text: str, annotator: Annotator) -> list[str]:
     """Each classifier label's probability; for those it gives, the n-grams that weighed most."""
     classifier = annotator.classifier
     threshold = classifier.config.threshold
-    lines = [f"  classifier (a label at probability >= {threshold}; a pattern hit of the label comes first):"]
-    for label, p in sorted(classifier.probabilities([text])[0].items(), key=lambda item: -item[1]):
-        strongest = f"; strongest n-grams {classifier.strongest_ngrams(text, label)}" if p >= threshold else ""
-        lines.append(f"    {label:20} {p:.2f}{strongest}")
+    lines = [f"  classifier (a label or rule at probability >= {threshold} in texts of {classifier.config.min_words}+ words; "
+             "a pattern hit of it comes first):"]
+    for target, p in sorted(classifier.probabilities([text])[0].items(), key=lambda item: -item[1]):
+        strongest = f"; strongest n-grams {classifier.strongest_ngrams(text, target)}" if p >= threshold else ""
+        lines.append(f"    {target:26} {p:.2f}{strongest}")
     return lines
 
 

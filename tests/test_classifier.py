@@ -10,10 +10,12 @@ import pytest
 
 from pipeline.errors import RubricError
 from pipeline.explain import explain_text
+from pipeline.records import Call
 from pipeline.rubric import load_rubric
 from pipeline.runner import rubric_key
-from pipeline.stages.score import Annotator
+from pipeline.stages.score import Annotator, score_call
 from tests.conftest import SAMPLE_DIR
+from tests.stages.test_score import conversation
 
 EXAMPLE = SAMPLE_DIR.parent / "rubric_devset" / "classifier.toml"
 # not in the set, and no pitch pattern fires on it
@@ -95,3 +97,44 @@ def test_changed_training_data_rescores(tmp_path):
     before = rubric_key(load_rubric(path))
     (tmp_path / "data" / "set.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS[:3]))
     assert rubric_key(load_rubric(path)) != before
+
+
+COMPANY_ROWS = [{"split": "dev", "text": t, "labels": labels} for t, labels in [
+    ("thanks for calling northwind dental this is sam", ["company"]), ("you have reached northwind dental billing", ["company"]),
+    ("okay one moment please", []), ("let me check your account", []),
+]]
+NAMED_MID_CALL = "so northwind dental billing is where you are now"  # no opening.company pattern fires on it
+
+
+@pytest.fixture(scope="module")
+def company_modelled(tmp_path_factory):
+    rubric = load_rubric(_rubric(tmp_path_factory.mktemp("company"), 'data = "set.jsonl"\nlabels = { company = "opening.company" }',
+                                 COMPANY_ROWS))
+    return rubric, Annotator(rubric)
+
+
+def test_a_rule_id_target_gives_a_hit_of_that_rule_which_its_criterion_counts(company_modelled):
+    rubric, annotator = company_modelled
+    utterances = conversation(("agent", NAMED_MID_CALL))
+    call = Call("c1", "x.wav", "audio", 60.0, 2, 16000)
+    _, _, findings, _ = score_call(call, utterances, [], rubric, annotator)
+    company = [f for f in findings if f.criterion == "opening" and f.rule_id == "opening.company"]
+    assert [(f.kind, f.text) for f in company] == [("hit", NAMED_MID_CALL)]
+    assert company[0].detail.startswith("classifier, probability 0.")
+    assert not [f for f in findings if f.kind == "miss" and f.rule_id == "opening.company"]
+
+
+def test_texts_shorter_than_min_words_are_left_to_the_patterns(company_modelled):
+    _, annotator = company_modelled
+    assert annotator.classifier.probabilities(["northwind dental"])[0]["opening.company"] >= 0.5
+    assert annotator.classifier.config.min_words == 4
+    assert annotator.annotate(["northwind dental"])[0].hits == ()
+
+
+@pytest.mark.parametrize(("table", "where"), [
+    ('data = "set.jsonl"\nlabels = { company = "opening.companies" }', "classifier.labels"),
+    ('data = "set.jsonl"\nlabels = { company = "opening.company" }\nmin_words = 0', "classifier.min_words"),
+])
+def test_rule_id_targets_and_min_words_are_validated(tmp_path, table, where):
+    with pytest.raises(RubricError, match=rf"rubric.toml: {where}: .*Fix:"):
+        load_rubric(_rubric(tmp_path, table, COMPANY_ROWS))

@@ -241,14 +241,15 @@ def _merged(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     }
 
 
-def _classifier(path: Path, raw: object, labels: set[str]) -> ClassifierConfig | None:
+def _classifier(path: Path, raw: object, labels: set[str], rule_ids: set[str]) -> ClassifierConfig | None:
     """The `[classifier]` table: data = a labelled set (relative to the rubric file), labels = {set label = rubric
-    label}, threshold = probability from which a label is given."""
+    label or pattern rule id}, threshold = probability from which a target is given, min_words = shortest text
+    it judges."""
     if raw is None:
         return None
     where = "classifier"
-    if not isinstance(raw, dict) or set(raw) - {"data", "labels", "threshold"}:
-        raise _fail(path, where, "expects the keys data, labels and threshold only", "see the README's example")
+    if not isinstance(raw, dict) or set(raw) - {"data", "labels", "threshold", "min_words"}:
+        raise _fail(path, where, "expects the keys data, labels, threshold and min_words only", "see the README's example")
     data = raw.get("data")
     if not isinstance(data, Path) or not data.is_file():
         raise _fail(path, f"{where}.data", f"labelled set {data} does not exist", "give a devset.jsonl-style file, relative to the rubric file")
@@ -256,13 +257,17 @@ def _classifier(path: Path, raw: object, labels: set[str]) -> ClassifierConfig |
     if not isinstance(mapping, dict) or not mapping or not all(isinstance(v, str) for v in mapping.values()):
         raise _fail(path, f"{where}.labels", "missing or not a table of set label = rubric label", 'write labels = { pitch = "pitch" }')
     if len(set(mapping.values())) < len(mapping):
-        raise _fail(path, f"{where}.labels", "two set labels give the same rubric label", "keep one set label per rubric label")
-    if unknown := sorted(v for v in mapping.values() if v not in labels):
-        raise _fail(path, f"{where}.labels", f"rubric labels {unknown} are not criteria or markers", f"use one of {sorted(labels)}")
+        raise _fail(path, f"{where}.labels", "two set labels give the same target", "keep one set label per rubric label or rule id")
+    if unknown := sorted(v for v in mapping.values() if v not in labels | rule_ids):
+        raise _fail(path, f"{where}.labels", f"{unknown} are neither criteria, markers nor pattern rule ids",
+                    f"use one of {sorted(labels)} or a rule id such as {min(rule_ids, default='opening.company')!r}")
     threshold = raw.get("threshold", 0.5)
     if not isinstance(threshold, int | float) or not 0 < threshold < 1:
         raise _fail(path, f"{where}.threshold", f"{threshold!r} is not a probability between 0 and 1", "write e.g. threshold = 0.5")
-    return ClassifierConfig(data=data, labels=mapping, threshold=float(threshold))
+    min_words = raw.get("min_words", ClassifierConfig.min_words)
+    if not isinstance(min_words, int) or isinstance(min_words, bool) or min_words < 1:
+        raise _fail(path, f"{where}.min_words", f"{min_words!r} is not a positive whole number of words", "write e.g. min_words = 4")
+    return ClassifierConfig(data=data, labels=mapping, threshold=float(threshold), min_words=min_words)
 
 
 def _mention_patterns(criteria: tuple[Criterion, ...]) -> list[dict]:
@@ -288,7 +293,7 @@ def load_rubric(path: Path | None = None) -> Rubric:
     removed = frozenset(data.get("removed", ())) - labels
     patterns = tuple(p for f in data["patterns"] for p in _load_patterns(path, f, labels, removed)) + tuple(_mention_patterns(criteria))
     rules = {rid: r for rid, r in data.get("rules", {}).items() if rid.split(".", 1)[0] not in removed}
-    classifier = _classifier(path, data.get("classifier"), labels)
+    classifier = _classifier(path, data.get("classifier"), labels, {p["id"] for p in patterns if "id" in p})
     rubric = Rubric(version=data["version"], path=path, criteria=criteria, patterns=patterns, markers=markers, rules=rules,
                     classifier=classifier)
     _check_rule_references(rubric)

@@ -4,9 +4,11 @@ One logistic regression per label over word 1-2-grams and character 2-5-grams (s
 trained when the annotator loads, from the `dev` rows of a labelled set in the format of
 data/rubric_devset/devset.jsonl: about three seconds, no weights stored or downloaded. A rubric
 turns it on with a `[classifier]` table (see the README); an utterance it scores at or above the
-threshold for a label gets a hit `<label>.classifier` over its whole text, which criteria read
-like any hit of that label. The evidence is the utterance, its probability and the n-grams that
-weighed most for it (`callqa explain`).
+threshold for a label gets a hit over its whole text: `<label>.classifier`, which criteria read
+like any hit of that label, or, where the rubric names a pattern rule id as the target, a hit
+of that rule (criteria that read one rule, such as the opening's elements, then count it). The
+evidence is the utterance, its probability and the n-grams that weighed most for it (`callqa
+explain`).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ RULE_SUFFIX = "classifier"
 @dataclass(frozen=True)
 class ClassifierConfig:
     data: Path  # a labelled set; rows with split "dev" train
-    labels: Mapping[str, str]  # label in the set -> rubric label its hits carry
+    labels: Mapping[str, str]  # label in the set -> rubric label ("pitch") or pattern rule id ("opening.company") it gives
     threshold: float = 0.5
+    min_words: int = 4  # shorter texts (speech-to-text fragments: "What do") are left to the patterns
 
 
 class LabelClassifier:
@@ -42,28 +45,32 @@ class LabelClassifier:
                                    TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2))
         x = self.features.fit_transform(texts)
         self.models = {}
-        for set_label, rubric_label in config.labels.items():
+        for set_label, target in config.labels.items():
             gold = [set_label in row["labels"] for row in rows]
             if not any(gold) or all(gold):
                 raise RubricError(f"{config.data}: classifier label {set_label!r} needs dev rows with and without it, "
                                   f"{sum(gold)} of {len(rows)} have it. Fix: label more dev rows or drop it from [classifier] labels.")
             # features, C and class weights as in data/rubric_devset/classifier_experiment.py, which measured them on dev rows
-            self.models[rubric_label] = LogisticRegression(C=10, class_weight="balanced", max_iter=2000).fit(x, gold)
+            self.models[target] = LogisticRegression(C=10, class_weight="balanced", max_iter=2000).fit(x, gold)
 
     def probabilities(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        """Per text, each rubric label's probability."""
+        """Per text, each target's probability."""
         x = self.features.transform(texts)
         columns = {label: model.predict_proba(x)[:, 1] for label, model in self.models.items()}
         return [{label: float(p[i]) for label, p in columns.items()} for i in range(len(texts))]
 
-    def labels_for(self, texts: Sequence[str]) -> list[list[str]]:
-        """Per text, the rubric labels at or above the threshold."""
-        return [[label for label, p in probs.items() if p >= self.config.threshold] for probs in self.probabilities(texts)]
+    def targets_for(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """Per text, the targets at or above the threshold and their probabilities; none for texts under min_words."""
+        long_enough = [i for i, text in enumerate(texts) if len(text.split()) >= self.config.min_words]
+        found: list[dict[str, float]] = [{} for _ in texts]
+        for i, probs in zip(long_enough, self.probabilities([texts[i] for i in long_enough]) if long_enough else [], strict=True):
+            found[i] = {target: p for target, p in probs.items() if p >= self.config.threshold}
+        return found
 
-    def strongest_ngrams(self, text: str, label: str, most: int = 3) -> list[str]:
-        """The n-grams of `text` that pushed `label`'s probability up the most."""
+    def strongest_ngrams(self, text: str, target: str, most: int = 3) -> list[str]:
+        """The n-grams of `text` that pushed `target`'s probability up the most."""
         x = self.features.transform([text]).tocoo()
-        weights = self.models[label].coef_[0]
+        weights = self.models[target].coef_[0]
         names = self.features.get_feature_names_out()
         pushed = sorted(((v * weights[j], names[j]) for j, v in zip(x.col, x.data, strict=True) if v * weights[j] > 0), reverse=True)
         return [name.split("__", 1)[1] for _, name in pushed[:most]]

@@ -66,6 +66,7 @@ class Hit:
     start_char: int
     end_char: int
     sentence_idx: int  # index of the sentence inside its utterance
+    probability: float | None = None  # set when the classifier, not a pattern, found it
 
 
 @dataclass(frozen=True)
@@ -324,7 +325,7 @@ class Annotator:
                 docs[i] = doc
         for doc in docs:
             doc.spans[SPANS_KEY] = self.matcher(doc)
-        modelled = self.classifier.labels_for(texts) if self.classifier else [[] for _ in texts]
+        modelled = self.classifier.targets_for(texts) if self.classifier else [{} for _ in texts]
         annotations = []
         for i, doc in enumerate(docs):
             feel = self.sentiment is not None and (roles is None or roles[i] == "customer")
@@ -368,11 +369,18 @@ class Annotator:
         return Annotation(tuple(hits), sentence_words, question_kinds, sentiment, used_syntax)
 
 
-def _with_model_hits(annotation: Annotation, labels: Sequence[str], text: str) -> Annotation:
-    """The classifier's labels that no pattern found, as hits over the whole utterance."""
-    found = annotation.labels()
-    added = tuple(Hit(f"{label}.{RULE_SUFFIX}", label, text, 0, len(text), 0) for label in labels if label not in found)
+def _with_model_hits(annotation: Annotation, targets: Mapping[str, float], text: str) -> Annotation:
+    """The classifier's targets (labels or rule ids) that no pattern found, as hits over the whole utterance."""
+    found = annotation.labels() | {h.rule_id for h in annotation.hits}
+    added = tuple(_model_hit(target, p, text) for target, p in targets.items() if target not in found)
     return dataclasses.replace(annotation, hits=annotation.hits + added) if added else annotation
+
+
+def _model_hit(target: str, probability: float, text: str) -> Hit:
+    """A rule id target ("opening.company") keeps its id, so criteria reading that rule count it; a label gets
+    `<label>.classifier`."""
+    rule_id = target if "." in target else f"{target}.{RULE_SUFFIX}"
+    return Hit(rule_id, rule_id.split(".", 1)[0], text, 0, len(text), 0, probability)
 
 
 def _char_span_times(turn: Turn, start_char: int, end_char: int) -> tuple[float | None, float | None]:
@@ -411,7 +419,8 @@ def _finding(criterion: Criterion, rule_id: str, kind: str, turn: Turn | None, t
 
 
 def _hit_finding(criterion: Criterion, turn: Turn, hit: Hit, kind: str = "hit") -> Finding:
-    return _finding(criterion, hit.rule_id, kind, turn, hit.text, span=(hit.start_char, hit.end_char))
+    detail = None if hit.probability is None else f"classifier, probability {hit.probability:.2f}"
+    return _finding(criterion, hit.rule_id, kind, turn, hit.text, detail, span=(hit.start_char, hit.end_char))
 
 
 def _role_hits(turns: Sequence[Turn], role: str, labels: Sequence[str]) -> list[tuple[Turn, Hit]]:
