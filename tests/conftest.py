@@ -4,6 +4,7 @@ pipeline run over the whole sample (session-scoped: the speech model runs once p
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,12 @@ def load_expected(name: str) -> dict:
 
 def sample_audio(name: str) -> Path:
     return SAMPLE_DIR / load_script(name)["audio"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def classifier_cache(tmp_path_factory):
+    """Trained classifiers go to a folder of this session (the CLI's subprocesses inherit it), not ~/.cache."""
+    os.environ["CALLQA_CACHE"] = str(tmp_path_factory.mktemp("classifier_cache"))
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,9 @@ loads, its hits read like any pattern hit, its configuration validated like the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import pickle
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from pipeline.errors import RubricError
 from pipeline.explain import explain_text
 from pipeline.records import Call
 from pipeline.rubric import load_rubric
+from pipeline.rubric.classifier import LabelClassifier, trained
 from pipeline.runner import rubric_key
 from pipeline.stages.score import Annotator, score_call
 from tests.conftest import SAMPLE_DIR
@@ -138,3 +141,21 @@ def test_texts_shorter_than_min_words_are_left_to_the_patterns(company_modelled)
 def test_rule_id_targets_and_min_words_are_validated(tmp_path, table, where):
     with pytest.raises(RubricError, match=rf"rubric.toml: {where}: .*Fix:"):
         load_rubric(_rubric(tmp_path, table, COMPANY_ROWS))
+
+
+def test_a_trained_classifier_is_cached_and_a_broken_cache_only_means_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("CALLQA_CACHE", str(tmp_path / "cache"))
+    config = load_rubric(_rubric(tmp_path / "r", 'data = "set.jsonl"\nlabels = { pitch = "pitch" }', ROWS)).classifier
+    first = trained(config)
+    [cached] = (tmp_path / "cache").glob("classifier-*.pickle")
+    with monkeypatch.context() as m:
+        m.setattr(LabelClassifier, "__init__", lambda *_: pytest.fail("trained again although it was cached"))
+        again = trained(dataclasses.replace(config, threshold=0.9))
+    assert again.config.threshold == 0.9  # threshold and min_words come from the rubric, not the cache
+    assert again.probabilities(["our plan includes free texts"]) == first.probabilities(["our plan includes free texts"])
+    cached.write_bytes(b"half a pickle")
+    assert trained(config).probabilities(["okay"]) == first.probabilities(["okay"])
+    assert pickle.loads(cached.read_bytes()).models.keys() == first.models.keys()  # rewritten whole
+    monkeypatch.setenv("CALLQA_CACHE", str(cached))  # a file where the folder should be: nothing can be written
+    assert trained(config).probabilities(["okay"]) == first.probabilities(["okay"])
+    assert not list(tmp_path.rglob(".tmp-*"))

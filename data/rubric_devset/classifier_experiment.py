@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--held", nargs="+", required=True, help="sources whose dev rows score it")
     parser.add_argument("--devset", type=Path, default=Path(__file__).with_name("devset.jsonl"))
     parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--min-words", type=int, default=1, help="texts shorter than this get no classifier label")
     args = parser.parse_args()
     dev = [row for line in args.devset.read_text().splitlines() if (row := json.loads(line))["split"] == "dev"]
     train = [r for r in dev if r["source"] in args.train]
@@ -55,7 +56,8 @@ def main() -> None:
         # trained on every row, both roles, as pipeline/rubric/classifier.py trains (a copy: the rules' checkout predates it)
         model = LogisticRegression(C=10, class_weight="balanced", max_iter=2000)
         model.fit(x_train, [label in r["labels"] for r in train])
-        classified = model.predict_proba(x_held[theirs])[:, 1] >= args.threshold
+        long_enough = np.array([len(held[i]["text"].split()) >= args.min_words for i in theirs])
+        classified = (model.predict_proba(x_held[theirs])[:, 1] >= args.threshold) & long_enough
         ruled = np.array([fires(annotations[i], what) for i in theirs])
         gold = np.array([label in held[i]["labels"] for i in theirs])
         scores = np.array([f1(ruled, gold), f1(classified, gold), f1(ruled | classified, gold)])

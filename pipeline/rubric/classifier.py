@@ -1,8 +1,9 @@
 """A statistical second opinion beside the patterns, for behaviours with too many wordings for them.
 
 One logistic regression per label over word 1-2-grams and character 2-5-grams (scikit-learn),
-trained when the annotator loads, from the `dev` rows of a labelled set in the format of
-data/rubric_devset/devset.jsonl: about three seconds, no weights stored or downloaded. A rubric
+trained from the `dev` rows of a labelled set in the format of data/rubric_devset/devset.jsonl
+when the annotator first loads it (seconds; then kept in a cache folder, see `trained`): no
+weights shipped or downloaded. A rubric
 turns it on with a `[classifier]` table (see the README); an utterance it scores at or above the
 threshold for a label gets a hit over its whole text: `<label>.classifier`, which criteria read
 like any hit of that label, or, where the rubric names a pattern rule id as the target, a hit
@@ -13,9 +14,14 @@ explain`).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import pickle
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 from pipeline.errors import RubricError
@@ -74,3 +80,41 @@ class LabelClassifier:
         names = self.features.get_feature_names_out()
         pushed = sorted(((v * weights[j], names[j]) for j, v in zip(x.col, x.data, strict=True) if v * weights[j] > 0), reverse=True)
         return [name.split("__", 1)[1] for _, name in pushed[:most]]
+
+
+def cache_dir() -> Path:
+    """Where trained classifiers are kept between runs: $CALLQA_CACHE, else $XDG_CACHE_HOME/callqa, else ~/.cache/callqa."""
+    if os.environ.get("CALLQA_CACHE"):
+        return Path(os.environ["CALLQA_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "callqa"
+
+
+def trained(config: ClassifierConfig) -> LabelClassifier:
+    """The classifier for `config`, from the cache when the same data, settings, callqa and scikit-learn trained it
+    before (training takes seconds; a run, an `explain` and every worker process would pay them), else trained now
+    and cached. The cache is only a shortcut: an unreadable or unwritable one means training every time."""
+    key = hashlib.sha256(repr((config.data.read_bytes(), sorted(config.labels.items()), version("callqa"),
+                               version("scikit-learn"))).encode()).hexdigest()[:24]
+    path = cache_dir() / f"classifier-{key}.pickle"
+    try:
+        classifier = pickle.loads(path.read_bytes())  # written by this function only, in the user's own cache folder
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        classifier = LabelClassifier(config)
+        _write_atomically(path, pickle.dumps(classifier))
+    classifier.config = config  # threshold and min_words do not change the training: the newest settings apply
+    return classifier
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Best effort: a cache that cannot be written only means training again next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)

