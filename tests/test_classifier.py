@@ -44,6 +44,13 @@ def test_a_model_hit_covers_the_utterance_where_no_pattern_fires(modelled, annot
     assert not hits[1].hits
 
 
+def test_a_model_hit_points_at_the_likeliest_sentence(modelled):
+    before = "Sure. "
+    [hit] = [h for h in modelled[1].annotate([before + UNPATTERNED_PITCH])[0].hits if h.label == "pitch"]
+    assert (hit.text, hit.start_char, hit.sentence_idx) == (UNPATTERNED_PITCH, len(before), 1)
+    assert hit.probability >= 0.5
+
+
 def test_a_pattern_hit_of_the_label_comes_first(modelled):
     hits = modelled[1].annotate(["We offer a premium plan with unlimited data for thirty dollars a month."])[0].hits
     pitch = [h.rule_id for h in hits if h.label == "pitch"]

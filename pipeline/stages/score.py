@@ -330,8 +330,23 @@ class Annotator:
         for i, doc in enumerate(docs):
             feel = self.sentiment is not None and (roles is None or roles[i] == "customer")
             sentiment = self.sentiment.polarity_scores(texts[i])["compound"] if feel else None
-            annotations.append(_with_model_hits(self._annotation(doc, sentiment, i in syntax_used), modelled[i], texts[i]))
+            annotations.append(self._with_model_hits(self._annotation(doc, sentiment, i in syntax_used), modelled[i], doc))
         return annotations
+
+    def _with_model_hits(self, annotation: Annotation, targets: Mapping[str, float], doc) -> Annotation:
+        """The classifier's targets (labels or rule ids) that no pattern found, as hits on the sentence of the
+        utterance that the classifier finds likeliest for each (the decision itself is the whole utterance's)."""
+        found = annotation.labels() | {h.rule_id for h in annotation.hits}
+        missing = {target: p for target, p in targets.items() if target not in found}
+        if not missing:
+            return annotation
+        sentences = list(doc.sents)
+        likeliest = dict.fromkeys(missing, 0)
+        if len(sentences) > 1:
+            per_sentence = self.classifier.probabilities([s.text for s in sentences])
+            likeliest = {t: max(range(len(sentences)), key=lambda i: per_sentence[i][t]) for t in missing}
+        added = tuple(_model_hit(t, p, sentences[likeliest[t]], likeliest[t]) for t, p in missing.items())
+        return dataclasses.replace(annotation, hits=annotation.hits + added)
 
     def _annotation(self, doc, sentiment: float | None, used_syntax: bool) -> Annotation:
         sentences = list(doc.sents)
@@ -369,18 +384,11 @@ class Annotator:
         return Annotation(tuple(hits), sentence_words, question_kinds, sentiment, used_syntax)
 
 
-def _with_model_hits(annotation: Annotation, targets: Mapping[str, float], text: str) -> Annotation:
-    """The classifier's targets (labels or rule ids) that no pattern found, as hits over the whole utterance."""
-    found = annotation.labels() | {h.rule_id for h in annotation.hits}
-    added = tuple(_model_hit(target, p, text) for target, p in targets.items() if target not in found)
-    return dataclasses.replace(annotation, hits=annotation.hits + added) if added else annotation
-
-
-def _model_hit(target: str, probability: float, text: str) -> Hit:
+def _model_hit(target: str, probability: float, sentence, sentence_idx: int) -> Hit:
     """A rule id target ("opening.company") keeps its id, so criteria reading that rule count it; a label gets
     `<label>.classifier`."""
     rule_id = target if "." in target else f"{target}.{RULE_SUFFIX}"
-    return Hit(rule_id, rule_id.split(".", 1)[0], text, 0, len(text), 0, probability)
+    return Hit(rule_id, rule_id.split(".", 1)[0], sentence.text, sentence.start_char, sentence.end_char, sentence_idx, probability)
 
 
 def _char_span_times(turn: Turn, start_char: int, end_char: int) -> tuple[float | None, float | None]:
