@@ -1,7 +1,7 @@
 """Precision, recall and F1 of the rubric's rules against the labelled development set.
 
 `python -m pipeline.rubric_eval` (or `make eval-rubric`) annotates every utterance of
-data/rubric_devset/devset.jsonl with the rubric and compares what fires with the labels, per
+pipeline/rubric/devset.jsonl (made in data/rubric_devset/) with the rubric and compares what fires with the labels, per
 label and per split (`dev`: rules are tuned on it; `test`: kept aside). No audio is needed.
 A label is judged only on utterances of the role it describes (LABEL_ROLES in the devset).
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 from pipeline.rubric import load_rubric
 from pipeline.stages.score import Annotation, Annotator
 
-DEVSET = Path(__file__).resolve().parent.parent / "data" / "rubric_devset" / "devset.jsonl"
+DEVSET = Path(__file__).resolve().parent / "rubric" / "devset.jsonl"  # how it was made: data/rubric_devset/README.md
 TARGETS = {"f1": 0.9, "recall": 0.8}
 # Devset label -> (role it describes, what must fire): ("question", type), ("label", pattern label) or ("rule", rule id).
 LABELS: dict[str, tuple[str, tuple[str, str]]] = {

@@ -45,7 +45,8 @@ def test_a_model_hit_covers_the_utterance_where_no_pattern_fires(modelled, annot
 
 
 def test_a_model_hit_points_at_the_likeliest_sentence(modelled):
-    before = "Sure. "
+    before = "Okay, let me pull that up. "  # with it, the whole turn's probability of a pitch is below the threshold
+    assert modelled[1].classifier.probabilities([before + UNPATTERNED_PITCH])[0]["pitch"] < modelled[0].classifier.threshold
     [hit] = [h for h in modelled[1].annotate([before + UNPATTERNED_PITCH])[0].hits if h.label == "pitch"]
     assert (hit.text, hit.start_char, hit.sentence_idx) == (UNPATTERNED_PITCH, len(before), 1)
     assert hit.probability >= 0.5
@@ -166,3 +167,13 @@ def test_a_trained_classifier_is_cached_and_a_broken_cache_only_means_training(t
     monkeypatch.setenv("CALLQA_CACHE", str(cached))  # a file where the folder should be: nothing can be written
     assert trained(config).probabilities(["okay"]) == first.probabilities(["okay"])
     assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_classifier_false_turns_off_the_base_rubrics_classifier(tmp_path):
+    path = tmp_path / "patterns_only.toml"
+    path.write_text(f'extends = "{EXAMPLE}"\nclassifier = false\n')
+    assert load_rubric(EXAMPLE).classifier is not None
+    assert load_rubric(path).classifier is None
+    path.write_text(f'extends = "{EXAMPLE}"\nclassifier = "off"\n')
+    with pytest.raises(RubricError, match="classifier: .*or false.*Fix: .*classifier = false"):
+        load_rubric(path)

@@ -8,9 +8,8 @@ import json
 import pytest
 
 from pipeline.rubric.matching import RubricMatcher, trigger_words
+from pipeline.rubric_eval import DEVSET
 from tests.conftest import SAMPLE_DIR, load_script
-
-DEVSET = SAMPLE_DIR.parent / "rubric_devset" / "devset.jsonl"
 
 
 @pytest.mark.parametrize(("pattern", "expected"), [

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.rubric_eval import DEVSET, LABELS, TARGETS, evaluate, load_devset, main, predictions
 
-sys.path.insert(0, str(DEVSET.parent))
+sys.path.insert(0, str(DEVSET.parents[2] / "data" / "rubric_devset"))
 from build import balanced_split  # noqa: E402  (the set's own build script, beside the data)
 
 

@@ -1,4 +1,4 @@
-"""Builds devset.jsonl from the utterance files: validates every label and splits.
+"""Builds pipeline/rubric/devset.jsonl from the utterance files: validates every label and splits.
 
 Run from anywhere: python data/rubric_devset/build.py. utterances.txt (ids u0000...) is split
 70/30 with a fixed seed, decided once from the utterance text alone; utterances_dev2.txt (ids
@@ -16,6 +16,8 @@ from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# in the package: the rubric's classifier trains on its dev rows, and `python -m pipeline.rubric_eval` reads it installed too
+DEVSET = HERE.parent.parent / "pipeline" / "rubric" / "devset.jsonl"
 SEED = 20261123
 TEST_SHARE = 0.3
 INDEPENDENT_SEED = 20261124
@@ -91,7 +93,7 @@ def main() -> None:
         splits = balanced_split(author, INDEPENDENT_SEED, INDEPENDENT_TEST_SHARE)
         records += [{"id": f"i{path.stem}{i:03d}", "split": split, "source": f"independent-{path.stem}", **row}
                     for i, (row, split) in enumerate(zip(author, splits, strict=True))]
-    with (HERE / "devset.jsonl").open("w") as f:
+    with DEVSET.open("w") as f:
         for record in records:
             f.write(json.dumps(record) + "\n")
     for source in dict.fromkeys(r["source"] for r in records):

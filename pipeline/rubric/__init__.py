@@ -245,11 +245,12 @@ def _classifier(path: Path, raw: object, labels: set[str], rule_ids: set[str]) -
     """The `[classifier]` table: data = a labelled set (relative to the rubric file), labels = {set label = rubric
     label or pattern rule id}, threshold = probability from which a target is given, min_words = shortest text
     it judges."""
-    if raw is None:
+    if raw is None or raw is False:  # `classifier = false`: patterns only, also when the base rubric has one
         return None
     where = "classifier"
     if not isinstance(raw, dict) or set(raw) - {"data", "labels", "threshold", "min_words"}:
-        raise _fail(path, where, "expects the keys data, labels, threshold and min_words only", "see the README's example")
+        raise _fail(path, where, "expects a table with the keys data, labels, threshold and min_words only, or false",
+                    "see the README's example; write classifier = false for patterns only")
     data = raw.get("data")
     if not isinstance(data, Path) or not data.is_file():
         raise _fail(path, f"{where}.data", f"labelled set {data} does not exist", "give a devset.jsonl-style file, relative to the rubric file")

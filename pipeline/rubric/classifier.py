@@ -1,7 +1,7 @@
 """A statistical second opinion beside the patterns, for behaviours with too many wordings for them.
 
-One logistic regression per label over word 1-2-grams and character 2-5-grams (scikit-learn),
-trained from the `dev` rows of a labelled set in the format of data/rubric_devset/devset.jsonl
+One logistic regression per label over word 1-2-grams and character 3-5-grams (scikit-learn),
+trained from the `dev` rows of a labelled set in the format of pipeline/rubric/devset.jsonl
 when the annotator first loads it (seconds; then kept in a cache folder, see `trained`): no
 weights shipped or downloaded. A rubric
 turns it on with a `[classifier]` table (see the README); an utterance it scores at or above the
@@ -48,15 +48,18 @@ class LabelClassifier:
         texts = [row["text"] for row in rows]
         self.config = config
         self.features = make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-                                   TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2))
+                                   TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2))
         x = self.features.fit_transform(texts)
         self.models = {}
+        self.roles: dict[str, frozenset[str] | None] = {}  # speakers whose rows carried the label (None: rows without roles)
         for set_label, target in config.labels.items():
             gold = [set_label in row["labels"] for row in rows]
             if not any(gold) or all(gold):
                 raise RubricError(f"{config.data}: classifier label {set_label!r} needs dev rows with and without it, "
                                   f"{sum(gold)} of {len(rows)} have it. Fix: label more dev rows or drop it from [classifier] labels.")
             # features, C and class weights as in data/rubric_devset/classifier_experiment.py, which measured them on dev rows
+            carriers = {row.get("role") for row in rows if set_label in row["labels"]}
+            self.roles[target] = None if None in carriers else frozenset(carriers)
             self.models[target] = LogisticRegression(C=10, class_weight="balanced", max_iter=2000).fit(x, gold)
 
     def probabilities(self, texts: Sequence[str]) -> list[dict[str, float]]:
@@ -65,13 +68,30 @@ class LabelClassifier:
         columns = {label: model.predict_proba(x)[:, 1] for label, model in self.models.items()}
         return [{label: float(p[i]) for label, p in columns.items()} for i in range(len(texts))]
 
-    def targets_for(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        """Per text, the targets at or above the threshold and their probabilities; none for texts under min_words."""
-        long_enough = [i for i, text in enumerate(texts) if len(text.split()) >= self.config.min_words]
-        found: list[dict[str, float]] = [{} for _ in texts]
-        for i, probs in zip(long_enough, self.probabilities([texts[i] for i in long_enough]) if long_enough else [], strict=True):
-            found[i] = {target: p for target, p in probs.items() if p >= self.config.threshold}
-        return found
+    def decide(self, texts: Sequence[str], sentences: Sequence[Sequence[str]],
+               roles: Sequence[str] | None = None) -> list[dict[str, tuple[float, int]]]:
+        """Per text, the targets it carries, each with its probability and the index of the sentence it is likeliest
+        in. A text's probability is the highest of the whole text's and each of its sentences' (a pitch in one
+        sentence of a long turn is not diluted by the rest). Texts under min_words get none, and a text only gets
+        targets its speaker's role carried in training (an agent's pitch is not looked for in what customers say)."""
+        judged = [i for i, text in enumerate(texts) if len(text.split()) >= self.config.min_words
+                  and (roles is None or self._targets(roles[i]))]
+        parts = [[texts[i], *(sentences[i] if len(sentences[i]) > 1 else ())] for i in judged]
+        flat = self.probabilities([part for text_parts in parts for part in text_parts]) if judged else []
+        decided: list[dict[str, tuple[float, int]]] = [{} for _ in texts]
+        at = 0
+        for i, text_parts in zip(judged, parts, strict=True):
+            whole, by_sentence = flat[at], flat[at + 1:at + len(text_parts)] or [flat[at]]
+            at += len(text_parts)
+            for target in self.models if roles is None else self._targets(roles[i]):
+                idx = max(range(len(by_sentence)), key=lambda k: by_sentence[k][target])
+                p = max(whole[target], by_sentence[idx][target])
+                if p >= self.config.threshold:
+                    decided[i][target] = (p, idx)
+        return decided
+
+    def _targets(self, role: str) -> list[str]:
+        return [t for t, carriers in self.roles.items() if carriers is None or role in carriers]
 
     def strongest_ngrams(self, text: str, target: str, most: int = 3) -> list[str]:
         """The n-grams of `text` that pushed `target`'s probability up the most."""
@@ -90,11 +110,12 @@ def cache_dir() -> Path:
 
 
 def trained(config: ClassifierConfig) -> LabelClassifier:
-    """The classifier for `config`, from the cache when the same data, settings, callqa and scikit-learn trained it
+    """The classifier for `config`, from the cache when the same data, labels, trainer and scikit-learn trained it
     before (training takes seconds; a run, an `explain` and every worker process would pay them), else trained now
     and cached. The cache is only a shortcut: an unreadable or unwritable one means training every time."""
-    key = hashlib.sha256(repr((config.data.read_bytes(), sorted(config.labels.items()), version("callqa"),
-                               version("scikit-learn"))).encode()).hexdigest()[:24]
+    # this module's source too: a changed trainer (a new attribute, other features) must not load an old model
+    key = hashlib.sha256(repr((config.data.read_bytes(), sorted(config.labels.items()), Path(__file__).read_bytes(),
+                               version("callqa"), version("scikit-learn"))).encode()).hexdigest()[:24]
     path = cache_dir() / f"classifier-{key}.pickle"
     try:
         classifier = pickle.loads(path.read_bytes())  # written by this function only, in the user's own cache folder

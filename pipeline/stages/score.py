@@ -325,7 +325,8 @@ class Annotator:
                 docs[i] = doc
         for doc in docs:
             doc.spans[SPANS_KEY] = self.matcher(doc)
-        modelled = self.classifier.targets_for(texts) if self.classifier else [{} for _ in texts]
+        modelled = self.classifier.decide(texts, [[s.text for s in doc.sents] for doc in docs], roles) if self.classifier else [
+            {} for _ in texts]
         annotations = []
         for i, doc in enumerate(docs):
             feel = self.sentiment is not None and (roles is None or roles[i] == "customer")
@@ -333,20 +334,13 @@ class Annotator:
             annotations.append(self._with_model_hits(self._annotation(doc, sentiment, i in syntax_used), modelled[i], doc))
         return annotations
 
-    def _with_model_hits(self, annotation: Annotation, targets: Mapping[str, float], doc) -> Annotation:
-        """The classifier's targets (labels or rule ids) that no pattern found, as hits on the sentence of the
-        utterance that the classifier finds likeliest for each (the decision itself is the whole utterance's)."""
+    def _with_model_hits(self, annotation: Annotation, decided: Mapping[str, tuple[float, int]], doc) -> Annotation:
+        """The classifier's targets (labels or rule ids) that no pattern found, as hits on the sentence it found them
+        likeliest in."""
         found = annotation.labels() | {h.rule_id for h in annotation.hits}
-        missing = {target: p for target, p in targets.items() if target not in found}
-        if not missing:
-            return annotation
         sentences = list(doc.sents)
-        likeliest = dict.fromkeys(missing, 0)
-        if len(sentences) > 1:
-            per_sentence = self.classifier.probabilities([s.text for s in sentences])
-            likeliest = {t: max(range(len(sentences)), key=lambda i: per_sentence[i][t]) for t in missing}
-        added = tuple(_model_hit(t, p, sentences[likeliest[t]], likeliest[t]) for t, p in missing.items())
-        return dataclasses.replace(annotation, hits=annotation.hits + added)
+        added = tuple(_model_hit(target, p, sentences[idx], idx) for target, (p, idx) in decided.items() if target not in found)
+        return dataclasses.replace(annotation, hits=annotation.hits + added) if added else annotation
 
     def _annotation(self, doc, sentiment: float | None, used_syntax: bool) -> Annotation:
         sentences = list(doc.sents)
