@@ -13,14 +13,13 @@ import pytest
 from pipeline.errors import RubricError
 from pipeline.explain import explain_text
 from pipeline.records import Call
-from pipeline.rubric import load_rubric
+from pipeline.rubric import DEFAULT_RUBRIC, load_rubric
 from pipeline.rubric.classifier import LabelClassifier, trained
 from pipeline.runner import rubric_key
 from pipeline.stages.score import Annotator, score_call
-from tests.conftest import SAMPLE_DIR
 from tests.stages.test_score import conversation
 
-EXAMPLE = SAMPLE_DIR.parent / "rubric_devset" / "classifier.toml"
+EXAMPLE = DEFAULT_RUBRIC
 # not in the set, and no pitch pattern fires on it
 UNPATTERNED_PITCH = "Honestly the thing most of our clinics love is the scheduling piece, it pretty much runs itself."
 
@@ -37,8 +36,10 @@ def test_the_example_rubric_trains_on_the_sets_dev_rows(modelled):
     assert set(annotator.classifier.models) == set(rubric.classifier.labels.values())
 
 
-def test_a_model_hit_covers_the_utterance_where_no_pattern_fires(modelled, annotator):
-    assert "pitch" not in annotator.annotate([UNPATTERNED_PITCH])[0].labels()
+def test_a_model_hit_covers_the_utterance_where_no_pattern_fires(modelled, tmp_path):
+    patterns_only = tmp_path / "patterns_only.toml"
+    patterns_only.write_text('extends = "default"\nclassifier = false\n')
+    assert "pitch" not in Annotator(load_rubric(patterns_only)).annotate([UNPATTERNED_PITCH])[0].labels()
     hits = modelled[1].annotate([UNPATTERNED_PITCH, "Okay, one moment."])
     assert [(h.rule_id, h.text) for h in hits[0].hits if h.label == "pitch"] == [("pitch.classifier", UNPATTERNED_PITCH)]
     assert not hits[1].hits
@@ -177,3 +178,18 @@ def test_classifier_false_turns_off_the_base_rubrics_classifier(tmp_path):
     path.write_text(f'extends = "{EXAMPLE}"\nclassifier = "off"\n')
     with pytest.raises(RubricError, match="classifier: .*or false.*Fix: .*classifier = false"):
         load_rubric(path)
+
+
+def test_the_rubrics_examples_train_the_targets_they_speak_to():
+    examples = {e.text: e for e in load_rubric().classifier.examples}
+    assert examples["I'll keep it short."].negative == {"ownership"}  # a counterexample of the ownership criterion
+    company = [e for e in examples.values() if "opening.company" in e.positive]
+    assert company and all(not e.negative for e in company)
+    assert not [e for e in examples.values() if e.positive & e.negative]
+
+
+def test_removing_a_criterion_drops_its_classifier_target(tmp_path):
+    path = tmp_path / "no_relationships.toml"
+    path.write_text('extends = "default"\nremove = ["relationships"]\n')
+    targets = set(load_rubric(path).classifier.labels.values())
+    assert "relationships" not in targets and "pitch" in targets

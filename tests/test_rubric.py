@@ -52,8 +52,9 @@ def test_default_rule_ids_are_namespaced_by_label(rubric):
 
 @pytest.fixture
 def broken(tmp_path) -> Path:
-    """A writable copy of the default rubric and its patterns."""
+    """A writable copy of the default rubric, its patterns and the labelled set its classifier trains on."""
     shutil.copy(DEFAULT_RUBRIC, tmp_path / "rubric.toml")
+    shutil.copy(DEFAULT_RUBRIC.parent / "devset.jsonl", tmp_path)
     shutil.copytree(DEFAULT_RUBRIC.parent / "patterns", tmp_path / "patterns")
     return tmp_path / "rubric.toml"
 

@@ -8,6 +8,7 @@ Per-rule constraints live in `[rules."rule.id"]` tables (see RULE_KEYS).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import tomllib
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import RubricError
-from pipeline.rubric.classifier import ClassifierConfig
+from pipeline.rubric.classifier import ClassifierConfig, TrainingExample
 
 DEFAULT_RUBRIC = Path(__file__).parent / "default.toml"
 
@@ -241,7 +242,7 @@ def _merged(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     }
 
 
-def _classifier(path: Path, raw: object, labels: set[str], rule_ids: set[str]) -> ClassifierConfig | None:
+def _classifier(path: Path, raw: object, labels: set[str], rule_ids: set[str], removed: frozenset[str]) -> ClassifierConfig | None:
     """The `[classifier]` table: data = a labelled set (relative to the rubric file), labels = {set label = rubric
     label or pattern rule id}, threshold = probability from which a target is given, min_words = shortest text
     it judges."""
@@ -257,6 +258,9 @@ def _classifier(path: Path, raw: object, labels: set[str], rule_ids: set[str]) -
     mapping = raw.get("labels")
     if not isinstance(mapping, dict) or not mapping or not all(isinstance(v, str) for v in mapping.values()):
         raise _fail(path, f"{where}.labels", "missing or not a table of set label = rubric label", 'write labels = { pitch = "pitch" }')
+    mapping = {k: v for k, v in mapping.items() if v.split(".", 1)[0] not in removed}  # a criterion removed from the base
+    if not mapping:
+        return None
     if len(set(mapping.values())) < len(mapping):
         raise _fail(path, f"{where}.labels", "two set labels give the same target", "keep one set label per rubric label or rule id")
     if unknown := sorted(v for v in mapping.values() if v not in labels | rule_ids):
@@ -269,6 +273,21 @@ def _classifier(path: Path, raw: object, labels: set[str], rule_ids: set[str]) -
     if not isinstance(min_words, int) or isinstance(min_words, bool) or min_words < 1:
         raise _fail(path, f"{where}.min_words", f"{min_words!r} is not a positive whole number of words", "write e.g. min_words = 4")
     return ClassifierConfig(data=data, labels=mapping, threshold=float(threshold), min_words=min_words)
+
+
+def _classifier_examples(criteria: tuple[Criterion, ...], targets: set[str]) -> tuple[TrainingExample, ...]:
+    """The rubric's own examples as training rows for the targets they speak to: an example is a positive of the
+    targets its rules give, a counterexample a negative of the targets its criterion reads (so a user who adds
+    a counterexample the classifier fires on teaches it, as the tests demand)."""
+    rows = []
+    for c in criteria:
+        for example in c.examples:
+            if given := frozenset(t for t in targets if any(rule == t or rule.split(".", 1)[0] == t for rule in example.rules)):
+                rows.append(TrainingExample(example.text, positive=given))
+        read = {c.name} | ({c.params["pitch_marker"]} if c.kind == "discovery" else set())
+        if refused := frozenset(t for t in targets if t.split(".", 1)[0] in read):
+            rows += [TrainingExample(text, negative=refused) for text in c.counterexamples]
+    return tuple(rows)
 
 
 def _mention_patterns(criteria: tuple[Criterion, ...]) -> list[dict]:
@@ -294,7 +313,9 @@ def load_rubric(path: Path | None = None) -> Rubric:
     removed = frozenset(data.get("removed", ())) - labels
     patterns = tuple(p for f in data["patterns"] for p in _load_patterns(path, f, labels, removed)) + tuple(_mention_patterns(criteria))
     rules = {rid: r for rid, r in data.get("rules", {}).items() if rid.split(".", 1)[0] not in removed}
-    classifier = _classifier(path, data.get("classifier"), labels, {p["id"] for p in patterns if "id" in p})
+    classifier = _classifier(path, data.get("classifier"), labels, {p["id"] for p in patterns if "id" in p}, removed)
+    if classifier is not None:
+        classifier = dataclasses.replace(classifier, examples=_classifier_examples(criteria, set(classifier.labels.values())))
     rubric = Rubric(version=data["version"], path=path, criteria=criteria, patterns=patterns, markers=markers, rules=rules,
                     classifier=classifier)
     _check_rule_references(rubric)

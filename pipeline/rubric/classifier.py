@@ -27,6 +27,18 @@ from pathlib import Path
 from pipeline.errors import RubricError
 
 RULE_SUFFIX = "classifier"
+# A rubric example counts as this many rows of the set: enough that the tests can hold the classifier to the counterexamples,
+# few enough not to outweigh the set (held-out F1, data/rubric_devset/README.md: weight 1, 2, 3 alike, 5 cost pitch recall)
+EXAMPLE_WEIGHT = 2.0
+
+
+@dataclass(frozen=True)
+class TrainingExample:
+    """A rubric example: a positive of some targets, a negative of others, and no evidence for the rest."""
+
+    text: str
+    positive: frozenset[str] = frozenset()
+    negative: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,7 @@ class ClassifierConfig:
     labels: Mapping[str, str]  # label in the set -> rubric label ("pitch") or pattern rule id ("opening.company") it gives
     threshold: float = 0.5
     min_words: int = 4  # shorter texts (speech-to-text fragments: "What do") are left to the patterns
+    examples: tuple[TrainingExample, ...] = ()  # the rubric's examples and counterexamples, trained on beside the set
 
 
 class LabelClassifier:
@@ -49,7 +62,7 @@ class LabelClassifier:
         self.config = config
         self.features = make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
                                    TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2))
-        x = self.features.fit_transform(texts)
+        x = self.features.fit_transform(texts + [e.text for e in config.examples])
         self.models = {}
         self.roles: dict[str, frozenset[str] | None] = {}  # speakers whose rows carried the label (None: rows without roles)
         for set_label, target in config.labels.items():
@@ -60,7 +73,9 @@ class LabelClassifier:
             # features, C and class weights as in data/rubric_devset/classifier_experiment.py, which measured them on dev rows
             carriers = {row.get("role") for row in rows if set_label in row["labels"]}
             self.roles[target] = None if None in carriers else frozenset(carriers)
-            self.models[target] = LogisticRegression(C=10, class_weight="balanced", max_iter=2000).fit(x, gold)
+            gold += [target in e.positive for e in config.examples]
+            weight = [1.0] * len(rows) + [EXAMPLE_WEIGHT * bool({target} & (e.positive | e.negative)) for e in config.examples]
+            self.models[target] = LogisticRegression(C=10, class_weight="balanced", max_iter=2000).fit(x, gold, sample_weight=weight)
 
     def probabilities(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """Per text, each target's probability."""
@@ -114,7 +129,8 @@ def trained(config: ClassifierConfig) -> LabelClassifier:
     before (training takes seconds; a run, an `explain` and every worker process would pay them), else trained now
     and cached. The cache is only a shortcut: an unreadable or unwritable one means training every time."""
     # this module's source too: a changed trainer (a new attribute, other features) must not load an old model
-    key = hashlib.sha256(repr((config.data.read_bytes(), sorted(config.labels.items()), Path(__file__).read_bytes(),
+    examples = [(e.text, sorted(e.positive), sorted(e.negative)) for e in config.examples]  # sets print in any order
+    key = hashlib.sha256(repr((config.data.read_bytes(), sorted(config.labels.items()), examples, Path(__file__).read_bytes(),
                                version("callqa"), version("scikit-learn"))).encode()).hexdigest()[:24]
     path = cache_dir() / f"classifier-{key}.pickle"
     try:
