@@ -165,12 +165,13 @@ def clock(seconds: float | None) -> str:
 
 
 def highlight(text: str, findings: Iterable[Finding]) -> Markup:
-    """The utterance text, escaped, with each finding's words wrapped in a <mark> (first match, no overlaps);
-    a finding whose words are not found in the text gets a badge after it."""
+    """The utterance text, escaped, with each finding's words wrapped in a <mark> (narrowest first, no overlaps:
+    a pattern's few words win over the classifier's whole sentence); a finding whose words are not found in the
+    text, or overlap a mark, gets a badge after it."""
     spans: list[tuple[int, int, Finding]] = []
     badges: list[Finding] = []
     lowered = text.lower()
-    for finding in findings:
+    for finding in sorted(findings, key=lambda f: len(f.text or "")):
         words = (finding.text or "").strip()
         at = lowered.find(words.lower()) if words else -1
         if at < 0 or any(at < end and at + len(words) > start for start, end, _ in spans):

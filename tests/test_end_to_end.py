@@ -26,7 +26,6 @@ KNOWN_MISSES = {
         "empathy.feel_the_same": "heard as '... same way.'",
         "ownership.ill_take_care": "heard as 'how they care of this for you'",
     },
-    "good_call_mono": {"discovery.first_pitch": "'business fiber plan' heard as 'business fiberplant'"},
     "next_steps_mono": {
         "opening.offer_help": "'how can I help' heard as 'how can I tell you'",
         "next_steps.recap": "'just to recap' heard as 'just a recap'",
