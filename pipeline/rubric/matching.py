@@ -4,8 +4,9 @@ spaCy's Matcher tries every token pattern at every token, so its cost grows with
 patterns. Most rubric patterns begin with a fixed word or word set ("i", "we", {"send", "email"}):
 a pattern cannot match a doc that lacks every word one of its required tokens may be. Token
 patterns are therefore grouped by such a word set (one without stop words where the pattern has
-one), and a group runs only on docs containing one of its words; patterns with no required word
-(shapes, optional tokens) run on every doc. Phrase patterns go to one PhraseMatcher, which is
+one), and a group runs only on docs containing one of its words and, for one of its patterns at
+least, a word of every other set that pattern requires; patterns with no required word (shapes,
+optional tokens) run on every doc. Phrase patterns go to one PhraseMatcher, which is
 cheap at any size.
 """
 
@@ -22,12 +23,16 @@ from spacy.tokens import Doc, Span
 LOWERCASED_ATTRS = ("ORTH", "TEXT", "LOWER")
 
 
+def required_words(pattern: list[dict]) -> list[frozenset[str]]:
+    """The word sets a doc must meet, one word of each, for the pattern to match: those of the tokens the pattern
+    cannot skip and that name their words."""
+    return [words for token in pattern if _required(token) and (words := _words(token)) is not None]
+
+
 def trigger_words(pattern: list[dict]) -> frozenset[str] | None:
-    """A set of lowercase words of which a doc must contain one for the pattern to match: that of a token the
-    pattern cannot skip, preferring sets without stop words (nearly every utterance has "you" or "the"), then
-    the smallest. None when every such token can be any word."""
-    candidates = [words for token in pattern if _required(token) and (words := _words(token)) is not None]
-    return min(candidates, key=lambda words: (not words.isdisjoint(STOP_WORDS), len(words)), default=None)
+    """The required word set a pattern is grouped by: preferring sets without stop words (nearly every utterance
+    has "you" or "the"), then the smallest. None when every token the pattern cannot skip can be any word."""
+    return min(required_words(pattern), key=lambda words: (not words.isdisjoint(STOP_WORDS), len(words)), default=None)
 
 
 def _required(token: dict) -> bool:
@@ -56,6 +61,8 @@ class RubricMatcher:
         self.phrases = PhraseMatcher(vocab, attr="LOWER", validate=True)
         self.anywhere = Matcher(vocab, validate=True)
         groups: dict[frozenset[str], Matcher] = {}
+        # per group, each pattern's required word sets as hashes: a group runs only if one of its patterns can match
+        self.requirements: dict[int, list[tuple[frozenset[int], ...]]] = {}
         self.keys: dict[int, tuple[str, str]] = {}
         for entry in patterns:
             key = repr((entry["label"], entry.get("id", "")))
@@ -67,6 +74,8 @@ class RubricMatcher:
             words = trigger_words(pattern)
             matcher = self.anywhere if words is None else groups.setdefault(words, Matcher(vocab, validate=True))
             matcher.add(key, [pattern])
+            needed = tuple(frozenset(vocab.strings.add(w) for w in req) for req in required_words(pattern))
+            self.requirements.setdefault(id(matcher), []).append(needed)
         self.by_word: dict[int, list[Matcher]] = {}  # keyed by the word's hash, as Doc.to_array gives it
         for words, matcher in groups.items():
             for word in words:
@@ -75,7 +84,8 @@ class RubricMatcher:
     def __call__(self, doc: Doc) -> list[Span]:
         """Every match as a Span with the pattern's label and id, once each, in document order."""
         words = set(doc.to_array(["LOWER", "NORM"]).flatten().tolist())
-        matchers = {id(m): m for word in words for m in self.by_word.get(word, ())}
+        triggered = {id(m): m for word in words for m in self.by_word.get(word, ())}
+        matchers = {key: m for key, m in triggered.items() if self._may_match(key, words)}
         matchers.update((id(m), m) for m in (self.phrases, self.anywhere) if len(m))
         matches = []
         for matcher in matchers.values():
@@ -86,3 +96,9 @@ class RubricMatcher:
             if start != end
         }
         return sorted(spans)
+
+    def _may_match(self, group: int, words: set[int]) -> bool:
+        """Whether one of the group's patterns has a word of each of its required sets in the doc: most groups
+        that a common word triggers ("the", ",") have no pattern that can match, and a Matcher call costs a
+        Python object per token."""
+        return any(all(not needed.isdisjoint(words) for needed in pattern) for pattern in self.requirements[group])
