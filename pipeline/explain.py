@@ -16,11 +16,7 @@ def _criteria_reading(rubric: Rubric) -> dict[str, list[str]]:
     """Pattern label (or, for `elements` criteria, rule id) -> the criteria that read its hits."""
     readers: dict[str, list[str]] = {}
     for c in rubric.criteria:
-        labels = set(c.labels()) | set(c.params.get("positive", ())) | set(c.params.get("negative", ()))
-        labels |= set(c.params.get("trigger", ())) | ({c.params["pitch_marker"]} if "pitch_marker" in c.params else set())
-        if c.kind == "elements":
-            labels = set(c.params["elements"]) | set(c.params.get("optional", ()))
-        for label in labels:
+        for label in sorted(c.reads()):
             readers.setdefault(label, []).append(c.name)
     return readers
 

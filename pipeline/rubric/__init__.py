@@ -73,6 +73,14 @@ class Criterion:
         """The pattern labels whose hits this criterion reads."""
         return tuple(self.params.get("labels", (self.name,)))
 
+    def reads(self) -> set[str]:
+        """Every pattern label and rule id whose hits can change this criterion: its own labels, both sides of a
+        balance, triggers, the pitch marker, the rules an `elements` criterion looks for."""
+        p = self.params
+        read = set(p["elements"]) | set(p.get("optional", ())) if self.kind == "elements" else set(self.labels())
+        read |= set(p.get("positive", ())) | set(p.get("negative", ())) | set(p.get("trigger", ()))
+        return read | ({p["pitch_marker"]} if "pitch_marker" in p else set())
+
 
 @dataclass(frozen=True)
 class Rubric:
