@@ -112,6 +112,9 @@ def test_a_run_killed_mid_way_resumes_to_the_same_dataset(reference, tmp_path):
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO)
     try:
         _wait_for(lambda: staging.is_dir() and any(staging.rglob("*.pkl")), 300, "the first finished call")
+        # frozen at once: its next call takes about as long as the second run below needs to start, and a victim
+        # that finished it would commit both (commit-every 2) before the kill
+        victim.send_signal(signal.SIGSTOP)
         second = subprocess.run(_callqa("run", str(inputs), "--out", str(out)), capture_output=True, text=True, cwd=REPO)
         assert second.returncode == 2 and "being written by another callqa run" in " ".join(second.stderr.split())
         victim.send_signal(signal.SIGKILL)
