@@ -21,7 +21,7 @@ from tests.stages.test_score import conversation
 
 EXAMPLE = DEFAULT_RUBRIC
 # not in the set, and no pitch pattern fires on it
-UNPATTERNED_PITCH = "Honestly the thing most of our clinics love is the scheduling piece, it pretty much runs itself."
+UNPATTERNED_PITCH = "Honestly our clinics get a lot out of the scheduling piece, it pretty much runs itself."
 
 
 @pytest.fixture(scope="module")
