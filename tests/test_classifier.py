@@ -33,7 +33,7 @@ def modelled():
 def test_the_example_rubric_trains_on_the_sets_dev_rows(modelled):
     rubric, annotator = modelled
     assert rubric.classifier.data.name == "devset.jsonl"
-    assert set(annotator.classifier.models) == set(rubric.classifier.labels.values())
+    assert set(annotator.classifier.targets) == set(rubric.classifier.labels.values())
 
 
 def test_a_model_hit_covers_the_utterance_where_no_pattern_fires(modelled, tmp_path):
@@ -164,7 +164,7 @@ def test_a_trained_classifier_is_cached_and_a_broken_cache_only_means_training(t
     assert again.probabilities(["our plan includes free texts"]) == first.probabilities(["our plan includes free texts"])
     cached.write_bytes(b"half a pickle")
     assert trained(config).probabilities(["okay"]) == first.probabilities(["okay"])
-    assert pickle.loads(cached.read_bytes()).models.keys() == first.models.keys()  # rewritten whole
+    assert pickle.loads(cached.read_bytes()).targets == first.targets  # rewritten whole
     monkeypatch.setenv("CALLQA_CACHE", str(cached))  # a file where the folder should be: nothing can be written
     assert trained(config).probabilities(["okay"]) == first.probabilities(["okay"])
     assert not list(tmp_path.rglob(".tmp-*"))

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.errors import RubricError
 
 RULE_SUFFIX = "classifier"
@@ -54,34 +56,50 @@ class LabelClassifier:
     def __init__(self, config: ClassifierConfig):
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_union
 
         rows = [row for line in config.data.read_text().splitlines() if line.strip()
                 and (row := json.loads(line)).get("split") == "dev"]
         texts = [row["text"] for row in rows]
         self.config = config
-        self.features = make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-                                   TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2))
-        x = self.features.fit_transform(texts + [e.text for e in config.examples])
-        self.models = {}
+        self.vectorizers = (TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+                            TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2))
+        for vectorizer in self.vectorizers:
+            vectorizer.fit(texts + [e.text for e in config.examples])
+        x = self._features(texts + [e.text for e in config.examples])
+        self.targets: list[str] = []
         self.roles: dict[str, frozenset[str] | None] = {}  # speakers whose rows carried the label (None: rows without roles)
+        columns, biases = [], []
         for set_label, target in config.labels.items():
             gold = [set_label in row["labels"] for row in rows]
             if not any(gold) or all(gold):
                 raise RubricError(f"{config.data}: classifier label {set_label!r} needs dev rows with and without it, "
                                   f"{sum(gold)} of {len(rows)} have it. Fix: label more dev rows or drop it from [classifier] labels.")
-            # features, C and class weights as in data/rubric_devset/classifier_experiment.py, which measured them on dev rows
             carriers = {row.get("role") for row in rows if set_label in row["labels"]}
             self.roles[target] = None if None in carriers else frozenset(carriers)
             gold += [target in e.positive for e in config.examples]
             weight = [1.0] * len(rows) + [EXAMPLE_WEIGHT * bool({target} & (e.positive | e.negative)) for e in config.examples]
-            self.models[target] = LogisticRegression(C=10, class_weight="balanced", max_iter=2000).fit(x, gold, sample_weight=weight)
+            # C and class weights as measured in data/rubric_devset/classifier_experiment.py on dev rows
+            model = LogisticRegression(C=10, class_weight="balanced", max_iter=2000).fit(x, gold, sample_weight=weight)
+            self.targets.append(target)
+            columns.append(model.coef_[0])
+            biases.append(model.intercept_[0])
+        # all targets' models as one matrix: a call's utterances are scored in one product, not a scikit-learn call per
+        # label (whose fixed cost, a few milliseconds a call, exceeded the scoring itself)
+        self.weights = np.stack(columns, axis=1)
+        self.biases = np.array(biases)
+
+    def _features(self, texts: Sequence[str]):
+        import scipy.sparse
+
+        return scipy.sparse.hstack([v.transform(texts) for v in self.vectorizers], format="csr")
+
+    def probability_matrix(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts x targets (in the order of `targets`): the logistic regressions' probabilities."""
+        return 1 / (1 + np.exp(-(self._features(texts) @ self.weights + self.biases)))
 
     def probabilities(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """Per text, each target's probability."""
-        x = self.features.transform(texts)
-        columns = {label: model.predict_proba(x)[:, 1] for label, model in self.models.items()}
-        return [{label: float(p[i]) for label, p in columns.items()} for i in range(len(texts))]
+        return [dict(zip(self.targets, map(float, row), strict=True)) for row in self.probability_matrix(texts)]
 
     def decide(self, texts: Sequence[str], sentences: Sequence[Sequence[str]],
                roles: Sequence[str] | None = None) -> list[dict[str, tuple[float, int]]]:
@@ -90,31 +108,32 @@ class LabelClassifier:
         sentence of a long turn is not diluted by the rest). Texts under min_words get none, and a text only gets
         targets its speaker's role carried in training (an agent's pitch is not looked for in what customers say)."""
         judged = [i for i, text in enumerate(texts) if len(text.split()) >= self.config.min_words
-                  and (roles is None or self._targets(roles[i]))]
-        parts = [[texts[i], *(sentences[i] if len(sentences[i]) > 1 else ())] for i in judged]
-        flat = self.probabilities([part for text_parts in parts for part in text_parts]) if judged else []
+                  and (roles is None or self._allowed(roles[i]).any())]
         decided: list[dict[str, tuple[float, int]]] = [{} for _ in texts]
+        if not judged:
+            return decided
+        parts = [[texts[i], *(sentences[i] if len(sentences[i]) > 1 else ())] for i in judged]
+        flat = self.probability_matrix([part for text_parts in parts for part in text_parts])
         at = 0
         for i, text_parts in zip(judged, parts, strict=True):
-            whole, by_sentence = flat[at], flat[at + 1:at + len(text_parts)] or [flat[at]]
+            whole, by_sentence = flat[at], flat[at + 1:at + len(text_parts)] if len(text_parts) > 1 else flat[at:at + 1]
             at += len(text_parts)
-            for target in self.models if roles is None else self._targets(roles[i]):
-                idx = max(range(len(by_sentence)), key=lambda k: by_sentence[k][target])
-                p = max(whole[target], by_sentence[idx][target])
-                if p >= self.config.threshold:
-                    decided[i][target] = (p, idx)
+            best = np.maximum(whole, by_sentence.max(axis=0))
+            allowed = np.ones(len(self.targets), bool) if roles is None else self._allowed(roles[i])
+            for k in np.flatnonzero((best >= self.config.threshold) & allowed):
+                decided[i][self.targets[k]] = (float(best[k]), int(by_sentence[:, k].argmax()))
         return decided
 
-    def _targets(self, role: str) -> list[str]:
-        return [t for t, carriers in self.roles.items() if carriers is None or role in carriers]
+    def _allowed(self, role: str) -> np.ndarray:
+        return np.array([carriers is None or role in carriers for carriers in self.roles.values()])
 
     def strongest_ngrams(self, text: str, target: str, most: int = 3) -> list[str]:
         """The n-grams of `text` that pushed `target`'s probability up the most."""
-        x = self.features.transform([text]).tocoo()
-        weights = self.models[target].coef_[0]
-        names = self.features.get_feature_names_out()
+        x = self._features([text]).tocoo()
+        weights = self.weights[:, self.targets.index(target)]
+        names = np.concatenate([v.get_feature_names_out() for v in self.vectorizers])
         pushed = sorted(((v * weights[j], names[j]) for j, v in zip(x.col, x.data, strict=True) if v * weights[j] > 0), reverse=True)
-        return [name.split("__", 1)[1] for _, name in pushed[:most]]
+        return [str(name) for _, name in pushed[:most]]
 
 
 def cache_dir() -> Path:
