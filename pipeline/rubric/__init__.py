@@ -81,6 +81,11 @@ class Criterion:
         read |= set(p.get("positive", ())) | set(p.get("negative", ())) | set(p.get("trigger", ()))
         return read | ({p["pitch_marker"]} if "pitch_marker" in p else set())
 
+    def refuses(self) -> set[str]:
+        """What a counterexample of this criterion must not fire (labels or rule ids): its name and what it reads in
+        its own role's turns; triggers are read in the other role's."""
+        return {self.name} | self.reads() - set(self.params.get("trigger", ()))
+
 
 @dataclass(frozen=True)
 class Rubric:
@@ -292,8 +297,8 @@ def _classifier_examples(criteria: tuple[Criterion, ...], targets: set[str]) -> 
         for example in c.examples:
             if given := frozenset(t for t in targets if any(rule == t or rule.split(".", 1)[0] == t for rule in example.rules)):
                 rows.append(TrainingExample(example.text, positive=given))
-        read = {c.name} | ({c.params["pitch_marker"]} if c.kind == "discovery" else set())
-        if refused := frozenset(t for t in targets if t.split(".", 1)[0] in read):
+        refused_by_tests = c.refuses()
+        if refused := frozenset(t for t in targets if t in refused_by_tests or t.split(".", 1)[0] in refused_by_tests):
             rows += [TrainingExample(text, negative=refused) for text in c.counterexamples]
     return tuple(rows)
 

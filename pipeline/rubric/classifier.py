@@ -4,12 +4,12 @@ One logistic regression per label over word 1-2-grams and character 3-5-grams (s
 trained from the `dev` rows of a labelled set in the format of pipeline/rubric/devset.jsonl
 when the annotator first loads it (seconds; then kept in a cache folder, see `trained`): no
 weights shipped or downloaded. A rubric
-turns it on with a `[classifier]` table (see the README); an utterance it scores at or above the
-threshold for a label gets a hit over its whole text: `<label>.classifier`, which criteria read
-like any hit of that label, or, where the rubric names a pattern rule id as the target, a hit
-of that rule (criteria that read one rule, such as the opening's elements, then count it). The
-evidence is the utterance, its probability and the n-grams that weighed most for it (`callqa
-explain`).
+turns it on with a `[classifier]` table (see the README; the default rubric has one); an
+utterance it scores at or above the threshold for a label, and where no pattern found it, gets a
+hit on its likeliest sentence: `<label>.classifier`, which criteria read like any hit of that
+label, or, where the rubric names a pattern rule id as the target, a hit of that rule (criteria
+that read one rule, such as next steps' elements, then count it). The evidence is the sentence,
+its probability and the n-grams that weighed most for it (`callqa explain`).
 """
 
 from __future__ import annotations
