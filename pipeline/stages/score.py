@@ -380,7 +380,7 @@ class Annotator:
 
 
 def _model_hit(target: str, probability: float, sentence, sentence_idx: int) -> Hit:
-    """A rule id target ("opening.company") keeps its id, so criteria reading that rule count it; a label gets
+    """A rule id target ("next_steps.customer_action") keeps its id, so criteria reading that rule count it; a label gets
     `<label>.classifier`."""
     rule_id = target if "." in target else f"{target}.{RULE_SUFFIX}"
     return Hit(rule_id, rule_id.split(".", 1)[0], sentence.text, sentence.start_char, sentence.end_char, sentence_idx, probability)
