@@ -54,7 +54,7 @@ def main() -> None:
     annotations = predictions(held, annotator)
     # every label of the set, aimed at a target of the same name; the rubric's examples speak to the shipped targets
     default = load_rubric().classifier
-    shipped = {set_label: target for set_label, target in default.labels.items()}
+    shipped = dict(default.labels)
     examples = () if args.no_examples else tuple(
         dataclasses.replace(e, positive=frozenset(_set_labels(e.positive, shipped)), negative=frozenset(_set_labels(e.negative, shipped)))
         for e in default.examples)

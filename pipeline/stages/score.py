@@ -325,25 +325,18 @@ class Annotator:
                 docs[i] = doc
         for doc in docs:
             doc.spans[SPANS_KEY] = self.matcher(doc)
-        modelled = self.classifier.decide(texts, [[s.text for s in doc.sents] for doc in docs], roles) if self.classifier else [
+        sentences = [list(doc.sents) for doc in docs]
+        modelled = self.classifier.decide(texts, [[s.text for s in sents] for sents in sentences], roles) if self.classifier else [
             {} for _ in texts]
         annotations = []
         for i, doc in enumerate(docs):
             feel = self.sentiment is not None and (roles is None or roles[i] == "customer")
             sentiment = self.sentiment.polarity_scores(texts[i])["compound"] if feel else None
-            annotations.append(self._with_model_hits(self._annotation(doc, sentiment, i in syntax_used), modelled[i], doc))
+            annotation = self._annotation(doc, sentences[i], sentiment, i in syntax_used)
+            annotations.append(_with_model_hits(annotation, modelled[i], sentences[i]))
         return annotations
 
-    def _with_model_hits(self, annotation: Annotation, decided: Mapping[str, tuple[float, int]], doc) -> Annotation:
-        """The classifier's targets (labels or rule ids) that no pattern found, as hits on the sentence it found them
-        likeliest in."""
-        found = annotation.labels() | {h.rule_id for h in annotation.hits}
-        sentences = list(doc.sents)
-        added = tuple(_model_hit(target, p, sentences[idx], idx) for target, (p, idx) in decided.items() if target not in found)
-        return dataclasses.replace(annotation, hits=annotation.hits + added) if added else annotation
-
-    def _annotation(self, doc, sentiment: float | None, used_syntax: bool) -> Annotation:
-        sentences = list(doc.sents)
+    def _annotation(self, doc, sentences: Sequence, sentiment: float | None, used_syntax: bool) -> Annotation:
         starts = [s.start for s in sentences]
         sentence_of = {span.start: bisect.bisect_right(starts, span.start) - 1 for span in doc.spans[SPANS_KEY]}
         question_kinds = tuple(_question_kinds(s) for s in sentences)
@@ -377,6 +370,14 @@ class Annotator:
         punct = doc.to_array("IS_PUNCT")  # one array, not a Token object per word (a tenth of the annotation's time)
         sentence_words = tuple(int(s.end - s.start - punct[s.start:s.end].sum()) for s in sentences)
         return Annotation(tuple(hits), sentence_words, question_kinds, sentiment, used_syntax)
+
+
+def _with_model_hits(annotation: Annotation, decided: Mapping[str, tuple[float, int]], sentences: Sequence) -> Annotation:
+    """The classifier's targets (labels or rule ids) that no pattern found, as hits on the sentence it found them
+    likeliest in."""
+    found = annotation.labels() | {h.rule_id for h in annotation.hits}
+    added = tuple(_model_hit(target, p, sentences[idx], idx) for target, (p, idx) in decided.items() if target not in found)
+    return dataclasses.replace(annotation, hits=annotation.hits + added) if added else annotation
 
 
 def _model_hit(target: str, probability: float, sentence, sentence_idx: int) -> Hit:
