@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.errors import RubricError
 from pipeline.rubric import DEFAULT_RUBRIC, load_rubric
+from pipeline.stages.score import Annotator
 
 CRITERIA = [
     "talk_ratio",
@@ -191,6 +192,16 @@ def test_extends_default_changes_only_what_it_names(tmp_path):
     assert talk.weight == default.criterion("talk_ratio").weight
     assert {p["pattern"][0]["ORTH"] for p in rubric.patterns if p["id"] == "competitors.named"} == {"Globex"}
     assert rubric.rule_ids("empathy") == default.rule_ids("empathy")
+
+
+def test_listed_names_match_in_the_forms_speech_to_text_writes(tmp_path):
+    mine = tmp_path / "names.toml"
+    mine.write_text('extends = "default"\nversion = "names-1"\nclassifier = false\n[criteria.competitors]\nparams = { names = ["Skyline", "NorthStar", "Acme Gas", "iPhone"] }\n')
+    annotate = Annotator(load_rubric(mine)).annotate
+    named = ["We moved to Skyline.", "north star texted us", "northstar texted us", "The ACME GAS bill came.", "my iphone broke"]
+    unnamed = ["The skyline at night is lovely.", "I phone them every week.", "Acme sells gas too."]
+    found = [any(h.rule_id == "competitors.named" for h in a.hits) for a in annotate(named + unnamed)]
+    assert found == [True] * len(named) + [False] * len(unnamed)
 
 
 def test_extends_adds_pattern_files_relative_to_the_extending_rubric(tmp_path):

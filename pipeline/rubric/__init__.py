@@ -9,6 +9,7 @@ Per-rule constraints live in `[rules."rule.id"]` tables (see RULE_KEYS).
 from __future__ import annotations
 
 import dataclasses
+import re
 import json
 import math
 import tomllib
@@ -304,12 +305,26 @@ def _classifier_examples(criteria: tuple[Criterion, ...], targets: set[str]) -> 
 
 
 def _mention_patterns(criteria: tuple[Criterion, ...]) -> list[dict]:
-    """Token patterns for the names a `mentions` criterion lists (e.g. competitors): the first word as written
-    ("Skyline", not "the city skyline"), the others in any case (ASR writes "Metro cable")."""
+    """Token patterns for the names a `mentions` criterion lists (e.g. competitors), in the forms speech-to-text
+    writes them (see `_name_forms`)."""
     return [
-        {"label": c.name, "id": f"{c.name}.named", "pattern": [{"ORTH": words[0]}] + [{"LOWER": w.lower()} for w in words[1:]]}
-        for c in criteria if c.kind == "mentions" for name in c.params["names"] for words in [name.split()]
+        {"label": c.name, "id": f"{c.name}.named", "pattern": form}
+        for c in criteria if c.kind == "mentions" for name in c.params["names"] for form in _name_forms(name)
     ]
+
+
+def _name_forms(name: str) -> list[list[dict]]:
+    """A one-word name as written ("Skyline", not "the city skyline"); a name of several words, or one written in
+    camel case, in any case, the camel-case one also split into words of three letters or more ("BlueWave": "bluewave",
+    "blue wave"), as speech-to-text writes them ("metro cable", "blue wave motors")."""
+    words = name.split()
+    if len(words) > 1:
+        return [[{"LOWER": w.lower()} for w in words]]
+    parts = re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?=[A-Z][a-z]|$)", name) if name.isalnum() else []
+    if len(parts) < 2:
+        return [[{"ORTH": name}]]
+    split = [[{"LOWER": p.lower()} for p in parts]] if min(map(len, parts)) >= 3 else []  # not "iPhone" as "i phone"
+    return [[{"LOWER": name.lower()}], *split]
 
 
 def load_rubric(path: Path | None = None) -> Rubric:
