@@ -18,7 +18,7 @@ def test_explain_text_names_rules_words_and_criteria(rubric, annotator):
     assert "'do you back up every day.' -> closed question" in text
     assert "tagger decided" in text
     assert "next_steps.deadline" in text and "'by Friday'" in text and "read by next_steps" in text
-    assert "over_promise.too_easy" in text and "'guaranteed'" in text
+    assert "over_promise.guaranteed" in text and "'guaranteed'" in text
 
 
 def test_explain_text_says_when_nothing_fires(rubric, annotator):
