@@ -196,7 +196,8 @@ def test_extends_default_changes_only_what_it_names(tmp_path):
 
 def test_listed_names_match_in_the_forms_speech_to_text_writes(tmp_path):
     mine = tmp_path / "names.toml"
-    mine.write_text('extends = "default"\nversion = "names-1"\nclassifier = false\n[criteria.competitors]\nparams = { names = ["Skyline", "NorthStar", "Acme Gas", "iPhone"] }\n')
+    mine.write_text('extends = "default"\nversion = "names-1"\nclassifier = false\n'
+                    '[criteria.competitors]\nparams = { names = ["Skyline", "NorthStar", "Acme Gas", "iPhone"] }\n')
     annotate = Annotator(load_rubric(mine)).annotate
     named = ["We moved to Skyline.", "north star texted us", "northstar texted us", "The ACME GAS bill came.", "my iphone broke"]
     unnamed = ["The skyline at night is lovely.", "I phone them every week.", "Acme sells gas too."]

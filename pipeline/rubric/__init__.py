@@ -9,9 +9,9 @@ Per-rule constraints live in `[rules."rule.id"]` tables (see RULE_KEYS).
 from __future__ import annotations
 
 import dataclasses
-import re
 import json
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
