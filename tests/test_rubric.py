@@ -169,6 +169,23 @@ def test_invalid_token_pattern_syntax_fails_when_the_annotator_is_built(broken):
         Annotator(rubric)
 
 
+@pytest.mark.parametrize("token", [{"LOWER": "double-check"}, {"LOWER": {"IN": ["send", "it's"]}}, {"ORTH": "x", "LOWER": {"NOT_IN": ["team's"]}}])
+def test_a_word_the_tokenizer_always_splits_fails_when_the_annotator_is_built(broken, token):
+    from pipeline.stages.score import Annotator
+
+    _append_pattern(broken.parent, {"label": "empathy", "id": "empathy.split", "pattern": [token]})
+    with pytest.raises(RubricError, match=r"empathy\.split: .* is never one token .*Fix: "):
+        Annotator(load_rubric(broken))
+
+
+def test_clitics_and_abbreviations_are_words_the_tokenizer_gives(annotator):
+    from pipeline.rubric.matching import tokenizes_whole
+
+    tokenizer = annotator.nlp.tokenizer
+    assert all(tokenizes_whole(tokenizer, w) for w in ["'ll", "'ve", "’m", "n't", "mr.", "sev-1"])
+    assert not any(tokenizes_whole(tokenizer, w) for w in ["double-check", "it's", "team's", "a copy"])
+
+
 def test_every_default_criterion_has_examples_or_is_measured(rubric):
     measured = {"talk_ratio", "interruptions", "customer_sentiment"}  # computed from timings or sentiment, not phrases
     for c in rubric.criteria:
@@ -197,9 +214,10 @@ def test_extends_default_changes_only_what_it_names(tmp_path):
 def test_listed_names_match_in_the_forms_speech_to_text_writes(tmp_path):
     mine = tmp_path / "names.toml"
     mine.write_text('extends = "default"\nversion = "names-1"\nclassifier = false\n'
-                    '[criteria.competitors]\nparams = { names = ["Skyline", "NorthStar", "Acme Gas", "iPhone"] }\n')
+                    '[criteria.competitors]\nparams = { names = ["Skyline", "NorthStar", "Acme Gas", "iPhone", "T-Mobile"] }\n')
     annotate = Annotator(load_rubric(mine)).annotate
-    named = ["We moved to Skyline.", "north star texted us", "northstar texted us", "The ACME GAS bill came.", "my iphone broke"]
+    named = ["We moved to Skyline.", "north star texted us", "northstar texted us", "The ACME GAS bill came.", "my iphone broke",
+             "we were on t-mobile"]
     unnamed = ["The skyline at night is lovely.", "I phone them every week.", "Acme sells gas too."]
     found = [any(h.rule_id == "competitors.named" for h in a.hits) for a in annotate(named + unnamed)]
     assert found == [True] * len(named) + [False] * len(unnamed)

@@ -313,14 +313,17 @@ def _mention_patterns(criteria: tuple[Criterion, ...]) -> list[dict]:
     ]
 
 
-def _name_forms(name: str) -> list[list[dict]]:
+def _name_forms(name: str) -> list[list[dict] | str]:
     """A one-word name as written ("Skyline", not "the city skyline"); a name of several words, or one written in
     camel case, in any case, the camel-case one also split into words of three letters or more ("BlueWave": "bluewave",
-    "blue wave"), as speech-to-text writes them ("metro cable", "blue wave motors")."""
+    "blue wave"), as speech-to-text writes them ("metro cable", "blue wave motors"); a name with other characters
+    ("T-Mobile", "AT&T") as a phrase, in any case, so it is matched as the tokenizer splits it."""
     words = name.split()
     if len(words) > 1:
         return [[{"LOWER": w.lower()} for w in words]]
-    parts = re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?=[A-Z][a-z]|$)", name) if name.isalnum() else []
+    if not name.isalnum():
+        return [name]
+    parts = re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?=[A-Z][a-z]|$)", name)
     if len(parts) < 2:
         return [[{"ORTH": name}]]
     split = [[{"LOWER": p.lower()} for p in parts]] if min(map(len, parts)) >= 3 else []  # not "iPhone" as "i phone"

@@ -12,7 +12,8 @@ cheap at any size.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Callable, Iterable, Mapping
 
 from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.matcher import Matcher, PhraseMatcher
@@ -33,6 +34,32 @@ def trigger_words(pattern: list[dict]) -> frozenset[str] | None:
     """The required word set a pattern is grouped by: preferring sets without stop words (nearly every utterance
     has "you" or "the"), then the smallest. None when every token the pattern cannot skip can be any word."""
     return min(required_words(pattern), key=lambda words: (not words.isdisjoint(STOP_WORDS), len(words)), default=None)
+
+
+class UnmatchableWord(ValueError):
+    """A token pattern names a word the tokenizer never gives as one token."""
+
+
+def tokenizes_whole(tokenizer, word: str) -> bool:
+    """Whether the tokenizer gives `word` as one token, in some casing, on its own or as a clitic ("'ve" in "we've"):
+    a token pattern's word it never gives ("double-check", "it's", "team's": it splits them) can never match."""
+    lower = word.lower()
+    contexts = ("x {} x", "i{} x", "we{} x")
+    return any(t.lower_ == lower for form in dict.fromkeys((word, word.capitalize(), word.upper()))
+               for context in contexts for t in tokenizer(context.format(form)))
+
+
+def _check_words(tokenizer, whole: Callable[[str], bool], rule_id: str, pattern: list[dict]) -> None:
+    for token in pattern:
+        for attr in ("ORTH", "TEXT", "LOWER"):
+            value = token.get(attr)
+            words = [value] if isinstance(value, str) else [*value.get("IN", ()), *value.get("NOT_IN", ())] if isinstance(value, Mapping) else []
+            for word in words:
+                if not whole(word):
+                    parts = [t.text for t in tokenizer(word)]
+                    raise UnmatchableWord(
+                        f"rule {rule_id}: {word!r} is never one token (the tokenizer splits it into {parts}), so that token "
+                        f"cannot match. Fix: drop it, or write it as {len(parts)} tokens or as a phrase pattern")
 
 
 def _required(token: dict) -> bool:
@@ -64,6 +91,7 @@ class RubricMatcher:
         # per group, each pattern's required word sets as hashes: a group runs only if one of its patterns can match
         self.requirements: dict[int, list[tuple[frozenset[int], ...]]] = {}
         self.keys: dict[int, tuple[str, str]] = {}
+        whole = functools.cache(lambda word: tokenizes_whole(nlp.tokenizer, word))  # 4,000 words, repeated across patterns
         for entry in patterns:
             key = repr((entry["label"], entry.get("id", "")))
             self.keys[vocab.strings.add(key)] = (entry["label"], entry.get("id", ""))
@@ -71,6 +99,7 @@ class RubricMatcher:
             if isinstance(pattern, str):
                 self.phrases.add(key, [nlp.make_doc(pattern)])
                 continue
+            _check_words(nlp.tokenizer, whole, entry["id"], pattern)
             words = trigger_words(pattern)
             matcher = self.anywhere if words is None else groups.setdefault(words, Matcher(vocab, validate=True))
             matcher.add(key, [pattern])

