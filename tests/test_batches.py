@@ -97,6 +97,18 @@ def test_force_redoes_every_call_without_duplicating_rows(reference, tmp_path):
     assert _all_rows(out) == _all_rows(reference_out)
 
 
+def test_rescoring_stored_calls_in_one_batch_gives_the_rows_of_scoring_them_one_by_one(reference, tmp_path):
+    """Re-scoring annotates the calls' utterances in one batch (Annotator.prepare); the reference run scored each
+    call as it was transcribed."""
+    _, reference_out = reference
+    out = tmp_path / "out"
+    shutil.copytree(reference_out, out)
+    result = cli.invoke(app, ["score", "--out", str(out), "--force"])
+    assert result.exit_code == 0, result.output
+    assert "3 done (3 re-scored from stored transcripts)" in _stderr(result)
+    assert _all_rows(out) == _all_rows(reference_out)
+
+
 def _wait_for(predicate, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():

@@ -310,14 +310,26 @@ class Annotator:
             raise RubricError(f"{rubric.path}: a pattern is not valid spaCy pattern syntax: {exc}") from None
         self.rules: Mapping[str, Mapping[str, object]] = rubric.rules
         self.classifier = trained(rubric.classifier) if rubric.classifier else None
+        self._prepared: dict[tuple[str, str], Annotation] = {}  # (text, role) -> annotation, see prepare
         self.sentiment = None
         if any(c.kind == "sentiment" or c.params.get("trigger_sentiment_below") is not None for c in rubric.criteria):
             from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
             self.sentiment = SentimentIntensityAnalyzer()
 
+    def prepare(self, texts: Sequence[str], roles: Sequence[str]) -> None:
+        """Annotate in one batch the texts `annotate` will be asked for next, call by call (re-scoring stored calls):
+        the tagger and the classifier cost a fixed time per batch, about a third of scoring a call on its own."""
+        self._prepared = {}  # emptied first: a batch that fails leaves nothing stale
+        self._prepared = dict(zip(zip(texts, roles, strict=True), self._annotate(texts, roles), strict=True))
+
     def annotate(self, texts: Sequence[str], roles: Sequence[str] | None = None) -> list[Annotation]:
         """One annotation per text; sentiment only for `customer` texts (all texts when roles is None)."""
+        if roles is not None and self._prepared and all(key in self._prepared for key in zip(texts, roles, strict=True)):
+            return [self._prepared[key] for key in zip(texts, roles, strict=True)]  # an annotation depends on its text and role alone
+        return self._annotate(texts, roles)
+
+    def _annotate(self, texts: Sequence[str], roles: Sequence[str] | None) -> list[Annotation]:
         # Tokenize and split sentences first; tag only the docs whose questions need it; match patterns once, last.
         docs = list(self.nlp.pipe(texts, batch_size=256, disable=STATISTICAL))
         tagged = [i for i, doc in enumerate(docs) if _needs_syntax(doc)]

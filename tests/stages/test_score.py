@@ -260,3 +260,16 @@ def test_a_sentence_can_ask_an_open_and_a_closed_question(annotator, text, kinds
     (annotation,) = annotator.annotate([text])
     assert set().union(*annotation.question_kinds) == kinds
     assert annotation.question_type == ("open" if "open" in kinds else "closed" if kinds else None)
+
+
+def test_prepared_annotations_are_those_of_annotating_each_call(annotator):
+    texts = ["Thank you for calling Northwind, my name is Joe.", "It has been slow for a week and I am fed up.",
+             "I'll send the quote by Friday.", "Okay."]
+    roles = ["agent", "customer", "agent", "customer"]
+    alone = [annotator.annotate(texts[:2], roles[:2]), annotator.annotate(texts[2:], roles[2:])]
+    annotator.prepare(texts, roles)
+    try:
+        assert [annotator.annotate(texts[:2], roles[:2]), annotator.annotate(texts[2:], roles[2:])] == alone
+        assert annotator.annotate(["Okay."], ["agent"]) == annotator._annotate(["Okay."], ["agent"])  # not prepared: annotated
+    finally:
+        annotator.prepare([], [])
