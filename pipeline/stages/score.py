@@ -319,7 +319,7 @@ class Annotator:
 
     def prepare(self, texts: Sequence[str], roles: Sequence[str]) -> None:
         """Annotate in one batch the texts `annotate` will be asked for next, call by call (re-scoring stored calls):
-        the tagger and the classifier cost a fixed time per batch, about a third of scoring a call on its own."""
+        the tagger and the classifier cost a fixed time per batch (the bench's 24 calls: 0.24 s one by one, 0.16 s)."""
         self._prepared = {}  # emptied first: a batch that fails leaves nothing stale
         self._prepared = dict(zip(zip(texts, roles, strict=True), self._annotate(texts, roles), strict=True))
 
