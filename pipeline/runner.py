@@ -286,7 +286,7 @@ class Worker:
         stream = iter(tasks)
         while chunk := list(itertools.islice(stream, RESCORE_BATCH)):
             utterances = [u for task in chunk if task.kind == "rescore" for u in task.stored[1]]
-            if utterances and self.score:
+            if utterances:
                 annotator = self.scorer.annotator  # loaded outside the timing, as for a single call
                 started = time.perf_counter()
                 try:

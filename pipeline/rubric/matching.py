@@ -51,7 +51,7 @@ def tokenizes_whole(tokenizer, word: str) -> bool:
 
 def _check_words(tokenizer, whole: Callable[[str], bool], rule_id: str, pattern: list[dict]) -> None:
     for token in pattern:
-        for attr in ("ORTH", "TEXT", "LOWER"):
+        for attr in LOWERCASED_ATTRS:  # NORM values are norms ("will" for "'ll"), not words the tokenizer gives
             value = token.get(attr)
             words = [value] if isinstance(value, str) else [*value.get("IN", ()), *value.get("NOT_IN", ())] if isinstance(value, Mapping) else []
             for word in words:
