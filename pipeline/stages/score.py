@@ -350,11 +350,22 @@ class Annotator:
             annotations.append(_with_model_hits(annotation, modelled[i], sentences[i]))
         return annotations
 
+    def _holds_alone(self, doc, span, sentences: Sequence, question_kinds: Sequence, sentence_of: Mapping[int, int]) -> bool:
+        """Whether a pattern hit meets the constraints of its rule that need no other hit."""
+        idx, rule = sentence_of[span.start], self.rules.get(span.id_, {})
+        if rule.get("only_in_question") and not question_kinds[idx]:
+            return False
+        if rule.get("not_in_question") and question_kinds[idx]:
+            return False
+        return not (rule.get("unless_negated") and _negated(doc, span, sentences[idx]))
+
     def _annotation(self, doc, sentences: Sequence, sentiment: float | None, used_syntax: bool) -> Annotation:
         starts = [s.start for s in sentences]
         sentence_of = {span.start: bisect.bisect_right(starts, span.start) - 1 for span in doc.spans[SPANS_KEY]}
         question_kinds = tuple(_question_kinds(s) for s in sentences)
-        spans = list(doc.spans[SPANS_KEY])
+        # the sentence constraints read hits that met their own: a negated "let me" ("won't let me waive the fee") is no
+        # ownership that cancels the deflection beside it
+        spans = [span for span in doc.spans[SPANS_KEY] if self._holds_alone(doc, span, sentences, question_kinds, sentence_of)]
         in_sentence: dict[int, set[str]] = {}
         for span in spans:
             in_sentence.setdefault(sentence_of[span.start], set()).add(span.label_)
@@ -363,15 +374,9 @@ class Annotator:
         for span in sorted(spans, key=lambda sp: (sp.start_char, -(sp.end_char - sp.start_char))):
             idx = sentence_of[span.start]
             rule = self.rules.get(span.id_, {})
-            if rule.get("only_in_question") and not question_kinds[idx]:
-                continue
-            if rule.get("not_in_question") and question_kinds[idx]:
-                continue
             if not set(rule.get("requires_in_sentence", ())) <= in_sentence.get(idx, set()):
                 continue
             if set(rule.get("unless_in_sentence", ())) & in_sentence.get(idx, set()):
-                continue
-            if rule.get("unless_negated") and _negated(doc, span, sentences[idx]):
                 continue
             ranges = taken.setdefault(span.id_, [])
             if any(span.start_char < end and start < span.end_char for start, end in ranges):
