@@ -14,7 +14,7 @@ from pipeline.errors import RubricError
 from pipeline.explain import explain_text
 from pipeline.records import Call
 from pipeline.rubric import DEFAULT_RUBRIC, load_rubric
-from pipeline.rubric.classifier import LabelClassifier, trained
+from pipeline.rubric.classifier import LabelClassifier, TrainingExample, _with_counterexample_sentences, trained
 from pipeline.runner import rubric_key
 from pipeline.stages.score import Annotator, score_call
 from tests.stages.test_score import conversation
@@ -186,6 +186,13 @@ def test_the_rubrics_examples_train_the_targets_they_speak_to():
     action = [e for e in examples.values() if "next_steps.customer_action" in e.positive]  # a rule id target
     assert action and all(not e.negative for e in action)
     assert not [e for e in examples.values() if e.positive & e.negative]
+
+
+def test_each_sentence_of_a_counterexample_trains_as_a_negative_of_its_own():
+    refused = TrainingExample("Nobody told you about the fee? I'm sorry.", negative=frozenset({"blame"}))
+    shown = TrainingExample("Calm down. I told you twice.", positive=frozenset({"blame"}))
+    negatives = {e.text: e.negative for e in _with_counterexample_sentences([refused, shown]) if not e.positive}
+    assert negatives == {refused.text: {"blame"}, "Nobody told you about the fee?": {"blame"}, "I'm sorry.": {"blame"}}
 
 
 def test_removing_a_criterion_drops_its_classifier_target(tmp_path):

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,8 +31,10 @@ from pipeline.errors import RubricError
 
 RULE_SUFFIX = "classifier"
 # A rubric example counts as this many rows of the set: enough that the tests can hold the classifier to the counterexamples,
-# few enough not to outweigh the set (held-out F1, data/rubric_devset/README.md: weight 1, 2, 3 alike, 5 cost pitch recall)
-EXAMPLE_WEIGHT = 2.0
+# few enough not to outweigh the set (held-out F1, data/rubric_devset/README.md: weight 1, 2, 3 alike, 5 cost pitch recall;
+# on author t, trained on 6,081 dev rows: 0.900 at 2, 0.901 at 3, which holds three more counterexamples)
+EXAMPLE_WEIGHT = 3.0
+SENTENCE_END = re.compile(r"(?<=[.?!])\s+")  # where the annotator's sentencizer splits, near enough for short examples
 
 
 @dataclass(frozen=True)
@@ -60,12 +63,13 @@ class LabelClassifier:
         rows = [row for line in config.data.read_text().splitlines() if line.strip()
                 and (row := json.loads(line)).get("split") == "dev"]
         texts = [row["text"] for row in rows]
+        examples = _with_counterexample_sentences(config.examples)
         self.config = config
         self.vectorizers = (TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
                             TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2))
         for vectorizer in self.vectorizers:
-            vectorizer.fit(texts + [e.text for e in config.examples])
-        x = self._features(texts + [e.text for e in config.examples])
+            vectorizer.fit(texts + [e.text for e in examples])
+        x = self._features(texts + [e.text for e in examples])
         self.targets: list[str] = []
         self.roles: dict[str, frozenset[str] | None] = {}  # speakers whose rows carried the label (None: rows without roles)
         columns, biases = [], []
@@ -76,8 +80,8 @@ class LabelClassifier:
                                   f"{sum(gold)} of {len(rows)} have it. Fix: label more dev rows or drop it from [classifier] labels.")
             carriers = {row.get("role") for row in rows if set_label in row["labels"]}
             self.roles[target] = None if None in carriers else frozenset(carriers)
-            gold += [target in e.positive for e in config.examples]
-            weight = [1.0] * len(rows) + [EXAMPLE_WEIGHT * bool({target} & (e.positive | e.negative)) for e in config.examples]
+            gold += [target in e.positive for e in examples]
+            weight = [1.0] * len(rows) + [EXAMPLE_WEIGHT * bool({target} & (e.positive | e.negative)) for e in examples]
             # C and class weights as measured in data/rubric_devset/classifier_experiment.py on dev rows
             model = LogisticRegression(C=10, class_weight="balanced", max_iter=2000).fit(x, gold, sample_weight=weight)
             self.targets.append(target)
@@ -134,6 +138,18 @@ class LabelClassifier:
         names = np.concatenate([v.get_feature_names_out() for v in self.vectorizers])
         pushed = sorted(((v * weights[j], names[j]) for j, v in zip(x.col, x.data, strict=True) if v * weights[j] > 0), reverse=True)
         return [str(name) for _, name in pushed[:most]]
+
+
+def _with_counterexample_sentences(examples: Sequence[TrainingExample]) -> list[TrainingExample]:
+    """The examples, plus each sentence of a counterexample of several sentences as a negative of its own: `decide`
+    judges every sentence alone ("Nobody told you about the fee? I'm sorry." must not be blame, so neither may its
+    first sentence)."""
+    parts = []
+    for e in examples:
+        sentences = SENTENCE_END.split(e.text)
+        if e.negative and not e.positive and len(sentences) > 1:
+            parts += [TrainingExample(sentence, negative=e.negative) for sentence in sentences]
+    return [*examples, *parts]
 
 
 def cache_dir() -> Path:
