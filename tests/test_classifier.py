@@ -16,7 +16,7 @@ from pipeline.records import Call
 from pipeline.rubric import DEFAULT_RUBRIC, load_rubric
 from pipeline.rubric.classifier import LabelClassifier, TrainingExample, _with_counterexample_sentences, trained
 from pipeline.runner import rubric_key
-from pipeline.stages.score import Annotator, score_call
+from pipeline.stages.score import Annotation, Annotator, Hit, _with_model_hits, score_call
 from tests.stages.test_score import conversation
 
 EXAMPLE = DEFAULT_RUBRIC
@@ -186,6 +186,23 @@ def test_the_rubrics_examples_train_the_targets_they_speak_to():
     action = [e for e in examples.values() if "next_steps.customer_action" in e.positive]  # a rule id target
     assert action and all(not e.negative for e in action)
     assert not [e for e in examples.values() if e.positive & e.negative]
+
+
+def test_a_model_hit_stands_down_where_its_rules_unless_in_sentence_fired(modelled, tmp_path):
+    # "I can help with that." shares its n-grams with "can't help with that one": the classifier says deflection
+    sentences = list(modelled[1].nlp("I can help with that. They handle refunds.").sents)
+    ownership = Hit("ownership.ill_take_care", "ownership", "I can help with that", 0, 20, 0)
+    annotation = Annotation((ownership,), (5, 3))
+    rules = {"deflection.classifier": {"unless_in_sentence": ["ownership", "escalation"]}}
+    beside_ownership = _with_model_hits(annotation, {"deflection": (0.9, 0)}, sentences, rules)
+    assert [h.rule_id for h in beside_ownership.hits] == ["ownership.ill_take_care"]
+    elsewhere = _with_model_hits(annotation, {"deflection": (0.9, 1)}, sentences, rules)
+    assert [(h.rule_id, h.text) for h in elsewhere.hits][1:] == [("deflection.classifier", "They handle refunds.")]
+    assert "deflection" not in modelled[1].annotate(["I can help with that."], ["agent"])[0].labels()
+    mine = tmp_path / "mine.toml"
+    mine.write_text('extends = "default"\n[rules."deflection.classifier"]\nunless_negated = true\n')
+    with pytest.raises(RubricError, match='rules."deflection.classifier".*unless_in_sentence alone'):
+        load_rubric(mine)
 
 
 def test_each_sentence_of_a_counterexample_trains_as_a_negative_of_its_own():

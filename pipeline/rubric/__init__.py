@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import RubricError
-from pipeline.rubric.classifier import ClassifierConfig, TrainingExample
+from pipeline.rubric.classifier import RULE_SUFFIX, ClassifierConfig, TrainingExample
 
 DEFAULT_RUBRIC = Path(__file__).parent / "default.toml"
 
@@ -197,8 +197,12 @@ def _check_rule_references(rubric: Rubric) -> None:
             if unknown := [lab for lab in c.params.get(key, ()) if lab not in labels]:
                 raise _fail(rubric.path, f"criteria.{c.name}.params.{key}", f"labels {unknown} are not criteria or markers",
                             f"use criterion names or markers ({sorted(labels)})")
+    modelled = {f"{label}.{RULE_SUFFIX}" for label in labels}  # a classifier's hits of a label, where one gives it
     for rule_id, constraints in rubric.rules.items():
-        if rule_id not in known:
+        if rule_id in modelled and set(constraints) - {"unless_in_sentence"}:
+            raise _fail(rubric.path, f'rules."{rule_id}"', "a classifier hit takes unless_in_sentence alone",
+                        "remove the other constraints (the classifier judges whole sentences)")
+        if rule_id not in known | modelled:
             raise _fail(rubric.path, f'rules."{rule_id}"', "no pattern has this rule id", "correct the id or add a pattern for it")
         for key, value in constraints.items():
             if key not in RULE_KEYS:

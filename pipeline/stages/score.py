@@ -347,7 +347,7 @@ class Annotator:
             feel = self.sentiment is not None and (roles is None or roles[i] == "customer")
             sentiment = self.sentiment.polarity_scores(texts[i])["compound"] if feel else None
             annotation = self._annotation(doc, sentences[i], sentiment, i in syntax_used)
-            annotations.append(_with_model_hits(annotation, modelled[i], sentences[i]))
+            annotations.append(_with_model_hits(annotation, modelled[i], sentences[i], self.rules))
         return annotations
 
     def _holds_alone(self, doc, span, sentences: Sequence, question_kinds: Sequence, sentence_of: Mapping[int, int]) -> bool:
@@ -391,18 +391,31 @@ class Annotator:
         return Annotation(tuple(hits), sentence_words, question_kinds, sentiment, used_syntax)
 
 
-def _with_model_hits(annotation: Annotation, decided: Mapping[str, tuple[float, int]], sentences: Sequence) -> Annotation:
+def _with_model_hits(annotation: Annotation, decided: Mapping[str, tuple[float, int]], sentences: Sequence,
+                     rules: Mapping[str, Mapping[str, object]]) -> Annotation:
     """The classifier's targets (labels or rule ids) that no pattern found, as hits on the sentence it found them
-    likeliest in."""
+    likeliest in, unless a pattern hit in that sentence is one its rule stands down for (`unless_in_sentence`: "I can
+    help with that" is ownership, so no deflection)."""
     found = annotation.labels() | {h.rule_id for h in annotation.hits}
-    added = tuple(_model_hit(target, p, sentences[idx], idx) for target, (p, idx) in decided.items() if target not in found)
+    in_sentence: dict[int, set[str]] = {}
+    for hit in annotation.hits:
+        in_sentence.setdefault(hit.sentence_idx, set()).add(hit.label)
+    def stands_down(target: str, idx: int) -> bool:
+        return bool(set(rules.get(_model_rule_id(target), {}).get("unless_in_sentence", ())) & in_sentence.get(idx, set()))
+
+    added = tuple(_model_hit(target, p, sentences[idx], idx) for target, (p, idx) in decided.items()
+                  if target not in found and not stands_down(target, idx))
     return dataclasses.replace(annotation, hits=annotation.hits + added) if added else annotation
 
 
-def _model_hit(target: str, probability: float, sentence, sentence_idx: int) -> Hit:
+def _model_rule_id(target: str) -> str:
     """A rule id target ("next_steps.customer_action") keeps its id, so criteria reading that rule count it; a label gets
     `<label>.classifier`."""
-    rule_id = target if "." in target else f"{target}.{RULE_SUFFIX}"
+    return target if "." in target else f"{target}.{RULE_SUFFIX}"
+
+
+def _model_hit(target: str, probability: float, sentence, sentence_idx: int) -> Hit:
+    rule_id = _model_rule_id(target)
     return Hit(rule_id, rule_id.split(".", 1)[0], sentence.text, sentence.start_char, sentence.end_char, sentence_idx, probability)
 
 
