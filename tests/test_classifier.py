@@ -139,7 +139,7 @@ def test_a_rule_id_target_gives_a_hit_of_that_rule_which_its_criterion_counts(co
 def test_texts_shorter_than_min_words_are_left_to_the_patterns(company_modelled):
     _, annotator = company_modelled
     assert annotator.classifier.probabilities(["northwind dental"])[0]["opening.company"] >= 0.5
-    assert annotator.classifier.config.min_words == 4
+    assert annotator.classifier.config.min_words == 5
     assert annotator.annotate(["northwind dental"])[0].hits == ()
 
 
