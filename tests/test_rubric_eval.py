@@ -9,7 +9,7 @@ import pytest
 from pipeline.rubric_eval import DEVSET, LABELS, TARGETS, evaluate, load_devset, main, predictions
 
 sys.path.insert(0, str(DEVSET.parents[2] / "data" / "rubric_devset"))
-from build import balanced_split  # noqa: E402  (the set's own build script, beside the data)
+from build import INDEPENDENT_TEST_SHARE, TEST_SHARE_BY_AUTHOR, balanced_split  # noqa: E402  (the set's own build script, beside the data)
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +34,16 @@ def test_rows_added_after_the_split_are_dev_only_with_their_own_ids():
     assert len({r["id"] for r in rows}) == len(rows)
 
 
-def test_independent_rows_are_split_in_half_per_author_and_the_test_split_is_30_percent_again():
+def test_independent_rows_are_split_per_author_as_built_and_the_test_split_is_30_percent_again():
     rows = load_devset()
     authors = {r["source"] for r in rows} - {"lead"}
     assert authors, "no independently written rows"
+    assert {f"independent-{a}" for a in TEST_SHARE_BY_AUTHOR} <= authors
     for author in authors:
         mine = [r for r in rows if r["source"] == author]
         assert all(r["id"].startswith("i") for r in mine)
-        assert 0.45 <= sum(r["split"] == "test" for r in mine) / len(mine) <= 0.55, author
+        share = TEST_SHARE_BY_AUTHOR.get(author.removeprefix("independent-"), INDEPENDENT_TEST_SHARE)
+        assert share - 0.05 <= sum(r["split"] == "test" for r in mine) / len(mine) <= share + 0.05, author
     assert sum(r["split"] == "test" for r in rows) / len(rows) >= 0.3
 
 
