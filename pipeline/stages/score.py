@@ -15,7 +15,7 @@ import bisect
 import dataclasses
 import re
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pipeline.errors import ModelError, RubricError
@@ -366,9 +366,7 @@ class Annotator:
         # the sentence constraints read hits that met their own: a negated "let me" ("won't let me waive the fee") is no
         # ownership that cancels the deflection beside it
         spans = [span for span in doc.spans[SPANS_KEY] if self._holds_alone(doc, span, sentences, question_kinds, sentence_of)]
-        in_sentence: dict[int, set[str]] = {}
-        for span in spans:
-            in_sentence.setdefault(sentence_of[span.start], set()).add(span.label_)
+        in_sentence = _labels_by_sentence((sentence_of[span.start], span.label_) for span in spans)
         hits, taken = [], {}
         # longest first, so overlapping hits of one rule count once ("I can imagine how" + "how frustrating")
         for span in sorted(spans, key=lambda sp: (sp.start_char, -(sp.end_char - sp.start_char))):
@@ -397,15 +395,22 @@ def _with_model_hits(annotation: Annotation, decided: Mapping[str, tuple[float, 
     likeliest in, unless a pattern hit in that sentence is one its rule stands down for (`unless_in_sentence`: "I can
     help with that" is ownership, so no deflection)."""
     found = annotation.labels() | {h.rule_id for h in annotation.hits}
-    in_sentence: dict[int, set[str]] = {}
-    for hit in annotation.hits:
-        in_sentence.setdefault(hit.sentence_idx, set()).add(hit.label)
+    in_sentence = _labels_by_sentence((h.sentence_idx, h.label) for h in annotation.hits)
+
     def stands_down(target: str, idx: int) -> bool:
         return bool(set(rules.get(_model_rule_id(target), {}).get("unless_in_sentence", ())) & in_sentence.get(idx, set()))
 
     added = tuple(_model_hit(target, p, sentences[idx], idx) for target, (p, idx) in decided.items()
                   if target not in found and not stands_down(target, idx))
     return dataclasses.replace(annotation, hits=annotation.hits + added) if added else annotation
+
+
+def _labels_by_sentence(placed: Iterable[tuple[int, str]]) -> dict[int, set[str]]:
+    """Sentence index -> the labels found in it, from (sentence index, label) pairs."""
+    by_sentence: dict[int, set[str]] = {}
+    for idx, label in placed:
+        by_sentence.setdefault(idx, set()).add(label)
+    return by_sentence
 
 
 def _model_rule_id(target: str) -> str:
