@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.errors import RubricError
 from pipeline.rubric import DEFAULT_RUBRIC, load_rubric
+from pipeline.rubric.matching import tokenizes_whole
 from pipeline.stages.score import Annotator
 
 CRITERIA = [
@@ -160,8 +161,6 @@ def test_missing_rubric_file_message_has_fix(tmp_path):
 
 
 def test_invalid_token_pattern_syntax_fails_when_the_annotator_is_built(broken):
-    from pipeline.stages.score import Annotator
-
     _append_pattern(broken.parent, {"label": "empathy", "id": "empathy.bad", "pattern": [{"LOWERX": "hi"}]})
     rubric = load_rubric(broken)
     assert "empathy.bad" in rubric.rule_ids("empathy")
@@ -171,16 +170,12 @@ def test_invalid_token_pattern_syntax_fails_when_the_annotator_is_built(broken):
 
 @pytest.mark.parametrize("token", [{"LOWER": "double-check"}, {"LOWER": {"IN": ["send", "it's"]}}, {"ORTH": "x", "LOWER": {"NOT_IN": ["team's"]}}])
 def test_a_word_the_tokenizer_always_splits_fails_when_the_annotator_is_built(broken, token):
-    from pipeline.stages.score import Annotator
-
     _append_pattern(broken.parent, {"label": "empathy", "id": "empathy.split", "pattern": [token]})
     with pytest.raises(RubricError, match=r"empathy\.split: .* is never one token .*Fix: "):
         Annotator(load_rubric(broken))
 
 
 def test_clitics_and_abbreviations_are_words_the_tokenizer_gives(annotator):
-    from pipeline.rubric.matching import tokenizes_whole
-
     tokenizer = annotator.nlp.tokenizer
     assert all(tokenizes_whole(tokenizer, w) for w in ["'ll", "'ve", "’m", "n't", "mr.", "sev-1"])
     assert not any(tokenizes_whole(tokenizer, w) for w in ["double-check", "it's", "team's", "a copy"])
