@@ -44,6 +44,7 @@ RULE_KEYS = {
     "not_in_question": bool,  # the sentence must not be a question
     "requires_in_sentence": list,  # another label must fire in the same sentence
     "unless_in_sentence": list,  # ...must not fire in the same sentence
+    "unless_in_clause": list,  # ...must not fire in the same clause (a sentence splits at "but", "so", "because", ...)
     "unless_in_turn": list,  # ...must not fire anywhere in the same utterance
     "unless_negated": bool,  # no "not", "n't", "never", "no" in the 3 words before the hit
 }

@@ -5,7 +5,7 @@ patterns (pipeline/rubric/matching.py), which need no statistical model. en_core
 on utterances with a sentence whose question status needs syntax: one that opens with an
 auxiliary or a wh-word but has no question mark ("do you use ...", "what I'm hearing is ...").
 Rule constraints from the rubric (`[rules."id"]`: only in questions, not negated, another
-label required or forbidden in the same sentence or turn) then filter the hits.
+label required or forbidden in the same sentence, clause or turn) then filter the hits.
 Each criterion kind is one function from the annotated call to an Outcome.
 """
 
@@ -50,6 +50,8 @@ SUBJECTS = frozenset({
     "a", "an", "any", "anything", "something", "anyone", "someone", "everything", "everyone", "somebody", "anybody",
 })
 NEGATIONS = frozenset({"not", "n't", "never", "no", "cannot"})
+# words that open a new clause inside a sentence, for `unless_in_clause`: "I can't approve it, but I'll submit it today"
+CLAUSE_BREAKS = frozenset({"but", "so", "though", "although", "because", "however", "yet", "whereas", ";"})
 # a statement turned into a yes/no question by its last words, "?" lost in transcription: "..., correct", "... or not"
 TAG_WORDS = frozenset({"correct", "right"})
 ALTERNATIVE_TAGS = (("or", "no"), ("or", "not"))
@@ -366,7 +368,8 @@ class Annotator:
         # the sentence constraints read hits that met their own: a negated "let me" ("won't let me waive the fee") is no
         # ownership that cancels the deflection beside it
         spans = [span for span in doc.spans[SPANS_KEY] if self._holds_alone(doc, span, sentences, question_kinds, sentence_of)]
-        in_sentence = _labels_by_sentence((sentence_of[span.start], span.label_) for span in spans)
+        in_sentence = _labels_at((sentence_of[span.start], span.label_) for span in spans)
+        in_clause = _labels_by_clause(doc, spans) if any(self.rules.get(sp.id_, {}).get("unless_in_clause") for sp in spans) else {}
         hits, taken = [], {}
         # longest first, so overlapping hits of one rule count once ("I can imagine how" + "how frustrating")
         for span in sorted(spans, key=lambda sp: (sp.start_char, -(sp.end_char - sp.start_char))):
@@ -375,6 +378,8 @@ class Annotator:
             if not set(rule.get("requires_in_sentence", ())) <= in_sentence.get(idx, set()):
                 continue
             if set(rule.get("unless_in_sentence", ())) & in_sentence.get(idx, set()):
+                continue
+            if set(rule.get("unless_in_clause", ())) & in_clause.get(_clause_of(doc, span), set()):
                 continue
             ranges = taken.setdefault(span.id_, [])
             if any(span.start_char < end and start < span.end_char for start, end in ranges):
@@ -395,7 +400,7 @@ def _with_model_hits(annotation: Annotation, decided: Mapping[str, tuple[float, 
     likeliest in, unless a pattern hit in that sentence is one its rule stands down for (`unless_in_sentence`: "I can
     help with that" is ownership, so no deflection)."""
     found = annotation.labels() | {h.rule_id for h in annotation.hits}
-    in_sentence = _labels_by_sentence((h.sentence_idx, h.label) for h in annotation.hits)
+    in_sentence = _labels_at((h.sentence_idx, h.label) for h in annotation.hits)
 
     def stands_down(target: str, idx: int) -> bool:
         return bool(set(rules.get(_model_rule_id(target), {}).get("unless_in_sentence", ())) & in_sentence.get(idx, set()))
@@ -405,12 +410,22 @@ def _with_model_hits(annotation: Annotation, decided: Mapping[str, tuple[float, 
     return dataclasses.replace(annotation, hits=annotation.hits + added) if added else annotation
 
 
-def _labels_by_sentence(placed: Iterable[tuple[int, str]]) -> dict[int, set[str]]:
-    """Sentence index -> the labels found in it, from (sentence index, label) pairs."""
+def _labels_at(placed: Iterable[tuple[int, str]]) -> dict[int, set[str]]:
+    """Index (of a sentence or a clause) -> the labels found there, from (index, label) pairs."""
     by_sentence: dict[int, set[str]] = {}
     for idx, label in placed:
         by_sentence.setdefault(idx, set()).add(label)
     return by_sentence
+
+
+def _clause_of(doc, span) -> int:
+    """The index of the clause a hit starts in: clauses end at sentence ends and at CLAUSE_BREAKS words."""
+    return sum(1 for t in doc[:span.start + 1] if t.is_sent_start) + sum(1 for t in doc[:span.start] if t.lower_ in CLAUSE_BREAKS)
+
+
+def _labels_by_clause(doc, spans) -> dict[int, set[str]]:
+    """Clause index -> the labels found in it."""
+    return _labels_at((_clause_of(doc, span), span.label_) for span in spans)
 
 
 def _model_rule_id(target: str) -> str:
