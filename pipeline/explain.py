@@ -35,13 +35,19 @@ def explain_text(text: str, rubric: Rubric, annotator: Annotator, role: str = "a
         lines.append("  (a sentence opens with an auxiliary or a wh-word without '?': spaCy's tagger decided)")
     if annotation.sentiment is not None:
         lines.append(f"  sentiment (VADER compound): {annotation.sentiment:+.3f}")
-    if not annotation.hits:
+    if not annotation.hits and not annotation.vetoed:
         lines.append("  no rule fires")
     for hit in annotation.hits:
         used_by = ", ".join(readers.get(hit.rule_id, []) + readers.get(hit.label, [])) or (
             "rule constraints (a marker)" if hit.label in rubric.markers else "no criterion")
         lines.append(f"  {hit.rule_id:36} on {hit.text!r} (chars {hit.start_char}-{hit.end_char}, sentence {hit.sentence_idx + 1}); "
                      f"read by {used_by}" + (f"; constraints {dict(rubric.rules[hit.rule_id])}" if hit.rule_id in rubric.rules else ""))
+    if annotation.vetoed:
+        denied = annotator.classifier.decide([text], [[s.text for s in sentences]], [role])[0].denied
+        for hit in annotation.vetoed:
+            target = hit.rule_id if hit.rule_id in denied else hit.label
+            lines.append(f"  {hit.rule_id:36} on {hit.text!r} stood down: the classifier gives {target} {denied[target]:.2f}, "
+                         f"under veto_below {annotator.classifier.config.veto_below}")
     if annotator.classifier is not None:
         lines += _classifier_lines(text, annotator)
     return "\n".join(lines)
@@ -52,7 +58,7 @@ def _classifier_lines(text: str, annotator: Annotator) -> list[str]:
     classifier = annotator.classifier
     threshold = classifier.config.threshold
     lines = [f"  classifier (a label or rule at probability >= {threshold} in texts of {classifier.config.min_words}+ words; "
-             "a pattern hit of it comes first):"]
+             f"a pattern hit of it comes first, unless under {classifier.config.veto_below}):"]
     for target, p in sorted(classifier.probabilities([text])[0].items(), key=lambda item: -item[1]):
         strongest = f"; strongest n-grams {classifier.strongest_ngrams(text, target)}" if p >= threshold else ""
         lines.append(f"    {target:26} {p:.2f}{strongest}")

@@ -14,7 +14,7 @@ from pipeline.errors import RubricError
 from pipeline.explain import explain_text
 from pipeline.records import Call
 from pipeline.rubric import DEFAULT_RUBRIC, load_rubric
-from pipeline.rubric.classifier import LabelClassifier, TrainingExample, _with_counterexample_sentences, trained
+from pipeline.rubric.classifier import LabelClassifier, TrainingExample, Verdict, _with_counterexample_sentences, trained
 from pipeline.runner import rubric_key
 from pipeline.stages.score import Annotation, Annotator, Hit, _with_model_hits, score_call
 from tests.stages.test_score import conversation
@@ -194,15 +194,45 @@ def test_a_model_hit_stands_down_where_its_rules_unless_in_sentence_fired(modell
     ownership = Hit("ownership.ill_take_care", "ownership", "I can help with that", 0, 20, 0)
     annotation = Annotation((ownership,), (5, 3))
     rules = {"deflection.classifier": {"unless_in_sentence": ["ownership", "escalation"]}}
-    beside_ownership = _with_model_hits(annotation, {"deflection": (0.9, 0)}, sentences, rules)
+    beside_ownership = _with_model_hits(annotation, Verdict({"deflection": (0.9, 0)}), sentences, rules)
     assert [h.rule_id for h in beside_ownership.hits] == ["ownership.ill_take_care"]
-    elsewhere = _with_model_hits(annotation, {"deflection": (0.9, 1)}, sentences, rules)
+    elsewhere = _with_model_hits(annotation, Verdict({"deflection": (0.9, 1)}), sentences, rules)
     assert [(h.rule_id, h.text) for h in elsewhere.hits][1:] == [("deflection.classifier", "They handle refunds.")]
     assert "deflection" not in modelled[1].annotate(["I can help with that."], ["agent"])[0].labels()
     mine = tmp_path / "mine.toml"
     mine.write_text('extends = "default"\n[rules."deflection.classifier"]\nunless_negated = true\n')
     with pytest.raises(RubricError, match='rules."deflection.classifier".*unless_in_sentence alone'):
         load_rubric(mine)
+
+
+# "Skyline Realty" is a name, but the landlord's: the company pattern fires, the classifier reads the whole turn
+LANDLORD = "Skyline Realty is the landlord, they manage the building for us."
+
+
+def test_a_pattern_hit_the_classifier_denies_stands_down(modelled):
+    rubric, annotator = modelled
+    annotation = annotator.annotate([LANDLORD], ["agent"])[0]
+    assert "opening.company" not in {h.rule_id for h in annotation.hits}
+    assert [h.rule_id for h in annotation.vetoed] == ["opening.company"]
+    assert "on 'Skyline Realty is' stood down: the classifier gives opening.company 0.0" in explain_text(LANDLORD, rubric, annotator)
+    keep_all = dataclasses.replace(rubric, classifier=dataclasses.replace(rubric.classifier, veto_below=0.0))
+    kept = Annotator(keep_all).annotate([LANDLORD], ["agent"])[0]
+    assert "opening.company" in {h.rule_id for h in kept.hits} and not kept.vetoed
+
+
+def test_a_denied_target_removes_its_hits_by_label_or_rule_id(modelled):
+    sentences = list(modelled[1].nlp("Our plan is cheaper. Please sign here.").sents)
+    pitch = Hit("pitch.our_offering", "pitch", "Our plan", 0, 8, 0)
+    action = Hit("next_steps.customer_action", "next_steps", "Please sign", 21, 32, 1)
+    annotation = Annotation((pitch, action), (4, 3))
+    assert _with_model_hits(annotation, Verdict(denied={"pitch": 0.02}), sentences, {}).hits == (action,)
+    assert _with_model_hits(annotation, Verdict(denied={"next_steps.customer_action": 0.02}), sentences, {}).hits == (pitch,)
+
+
+@pytest.mark.parametrize("veto", ["0.7", "-0.1", "true"])
+def test_veto_below_must_be_a_probability_under_the_threshold(tmp_path, veto):
+    with pytest.raises(RubricError, match=r"rubric.toml: classifier.veto_below: .*Fix:"):
+        load_rubric(_rubric(tmp_path, f'data = "set.jsonl"\nlabels = {{ pitch = "pitch" }}\nthreshold = 0.7\nveto_below = {veto}', ROWS))
 
 
 def test_each_sentence_of_a_counterexample_trains_as_a_negative_of_its_own():

@@ -263,13 +263,13 @@ def _merged(path: Path, seen: tuple[Path, ...] = ()) -> dict:
 
 def _classifier(path: Path, raw: object, labels: set[str], rule_ids: set[str], removed: frozenset[str]) -> ClassifierConfig | None:
     """The `[classifier]` table: data = a labelled set (relative to the rubric file), labels = {set label = rubric
-    label or pattern rule id}, threshold = probability from which a target is given, min_words = shortest text
-    it judges."""
+    label or pattern rule id}, threshold = probability from which a target is given, veto_below = probability under
+    which its pattern hits stand down, min_words = shortest text it judges."""
     if raw is None or raw is False:  # `classifier = false`: patterns only, also when the base rubric has one
         return None
     where = "classifier"
-    if not isinstance(raw, dict) or set(raw) - {"data", "labels", "threshold", "min_words"}:
-        raise _fail(path, where, "expects a table with the keys data, labels, threshold and min_words only, or false",
+    if not isinstance(raw, dict) or set(raw) - {"data", "labels", "threshold", "veto_below", "min_words"}:
+        raise _fail(path, where, "expects a table with the keys data, labels, threshold, veto_below and min_words only, or false",
                     "see the README's example; write classifier = false for patterns only")
     data = raw.get("data")
     if not isinstance(data, Path) or not data.is_file():
@@ -288,10 +288,14 @@ def _classifier(path: Path, raw: object, labels: set[str], rule_ids: set[str], r
     threshold = raw.get("threshold", 0.5)
     if not isinstance(threshold, int | float) or not 0 < threshold < 1:
         raise _fail(path, f"{where}.threshold", f"{threshold!r} is not a probability between 0 and 1", "write e.g. threshold = 0.5")
+    veto_below = raw.get("veto_below", 0.0)
+    if not isinstance(veto_below, int | float) or isinstance(veto_below, bool) or not 0 <= veto_below < threshold:
+        raise _fail(path, f"{where}.veto_below", f"{veto_below!r} is not a probability from 0 up to the threshold {threshold}",
+                    "write e.g. veto_below = 0.1, or 0 to keep every pattern hit")
     min_words = raw.get("min_words", ClassifierConfig.min_words)
     if not isinstance(min_words, int) or isinstance(min_words, bool) or min_words < 1:
         raise _fail(path, f"{where}.min_words", f"{min_words!r} is not a positive whole number of words", "write e.g. min_words = 4")
-    return ClassifierConfig(data=data, labels=mapping, threshold=float(threshold), min_words=min_words)
+    return ClassifierConfig(data=data, labels=mapping, threshold=float(threshold), min_words=min_words, veto_below=float(veto_below))
 
 
 def _classifier_examples(criteria: tuple[Criterion, ...], targets: set[str]) -> tuple[TrainingExample, ...]:

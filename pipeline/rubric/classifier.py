@@ -21,7 +21,7 @@ import pickle
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
@@ -53,6 +53,16 @@ class ClassifierConfig:
     threshold: float = 0.5
     min_words: int = 5  # shorter texts (speech-to-text fragments: "What do", "How many people used") are left to the patterns
     examples: tuple[TrainingExample, ...] = ()  # the rubric's examples and counterexamples, trained on beside the set
+    veto_below: float = 0.0  # a pattern hit of a target stands down where the classifier gives it less (0: never)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The classifier on one text: the targets it gives, each with its probability and the index of the sentence it is
+    likeliest in, and the targets it denies (probability under veto_below: their pattern hits stand down)."""
+
+    given: Mapping[str, tuple[float, int]] = field(default_factory=dict)
+    denied: Mapping[str, float] = field(default_factory=dict)
 
 
 class LabelClassifier:
@@ -106,17 +116,17 @@ class LabelClassifier:
         return [dict(zip(self.targets, map(float, row), strict=True)) for row in self.probability_matrix(texts)]
 
     def decide(self, texts: Sequence[str], sentences: Sequence[Sequence[str]],
-               roles: Sequence[str] | None = None) -> list[dict[str, tuple[float, int]]]:
-        """Per text, the targets it carries, each with its probability and the index of the sentence it is likeliest
-        in. A text's probability is the highest of the whole text's and each of its sentences' (a pitch in one
-        sentence of a long turn is not diluted by the rest). Texts under min_words get none, and a text only gets
-        targets its speaker's role carried in training (an agent's pitch is not looked for in what customers say)."""
+               roles: Sequence[str] | None = None) -> list[Verdict]:
+        """Per text, what the classifier gives and denies (see Verdict). A text's probability is the highest of the
+        whole text's and each of its sentences' (a pitch in one sentence of a long turn is not diluted by the rest).
+        Texts under min_words are left to the patterns, and a text is only judged on targets its speaker's role
+        carried in training (an agent's pitch is not looked for in what customers say)."""
         everyone = np.ones(len(self.targets), bool)
         allowed = [everyone] * len(texts) if roles is None else [self._allowed(role) for role in roles]
         judged = [i for i, text in enumerate(texts) if len(text.split()) >= self.config.min_words and allowed[i].any()]
-        decided: list[dict[str, tuple[float, int]]] = [{} for _ in texts]
+        verdicts = [Verdict() for _ in texts]
         if not judged:
-            return decided
+            return verdicts
         parts = [[texts[i], *(sentences[i] if len(sentences[i]) > 1 else ())] for i in judged]
         flat = self.probability_matrix([part for text_parts in parts for part in text_parts])
         at = 0
@@ -124,9 +134,11 @@ class LabelClassifier:
             whole, by_sentence = flat[at], flat[at + 1:at + len(text_parts)] if len(text_parts) > 1 else flat[at:at + 1]
             at += len(text_parts)
             best = np.maximum(whole, by_sentence.max(axis=0))
-            for k in np.flatnonzero((best >= self.config.threshold) & allowed[i]):
-                decided[i][self.targets[k]] = (float(best[k]), int(by_sentence[:, k].argmax()))
-        return decided
+            given = {self.targets[k]: (float(best[k]), int(by_sentence[:, k].argmax()))
+                     for k in np.flatnonzero((best >= self.config.threshold) & allowed[i])}
+            denied = {self.targets[k]: float(best[k]) for k in np.flatnonzero((best < self.config.veto_below) & allowed[i])}
+            verdicts[i] = Verdict(given, denied)
+        return verdicts
 
     def _allowed(self, role: str) -> np.ndarray:
         return np.array([carriers is None or role in carriers for carriers in self.roles.values()])

