@@ -139,7 +139,7 @@ def test_a_rule_id_target_gives_a_hit_of_that_rule_which_its_criterion_counts(co
 def test_texts_shorter_than_min_words_are_left_to_the_patterns(company_modelled):
     _, annotator = company_modelled
     assert annotator.classifier.probabilities(["northwind dental"])[0]["opening.company"] >= 0.5
-    assert annotator.classifier.config.min_words == 5
+    assert annotator.classifier.config.min_words == 6
     assert annotator.annotate(["northwind dental"])[0].hits == ()
 
 
@@ -218,6 +218,15 @@ def test_a_pattern_hit_the_classifier_denies_stands_down(modelled):
     keep_all = dataclasses.replace(rubric, classifier=dataclasses.replace(rubric.classifier, veto_below=0.0))
     kept = Annotator(keep_all).annotate([LANDLORD], ["agent"])[0]
     assert "opening.company" in {h.rule_id for h in kept.hits} and not kept.vetoed
+
+
+def test_a_model_hit_does_not_overrule_a_pattern_its_constraints_refused(modelled):
+    sentences = list(modelled[1].nlp("That's not what we agreed. Just to recap, Tuesday at ten.").sents)
+    refused_recap = Annotation((), (5, 6), refused=frozenset({(0, "next_steps.recap")}))
+    there = _with_model_hits(refused_recap, Verdict({"next_steps.recap": (0.89, 0)}), sentences, {})
+    assert there.hits == ()
+    elsewhere = _with_model_hits(refused_recap, Verdict({"next_steps.recap": (0.89, 1)}), sentences, {})
+    assert [h.rule_id for h in elsewhere.hits] == ["next_steps.recap"]
 
 
 def test_a_denied_target_removes_its_hits_by_label_or_rule_id(modelled):

@@ -51,7 +51,7 @@ class ClassifierConfig:
     data: Path  # a labelled set; rows with split "dev" train
     labels: Mapping[str, str]  # label in the set -> rubric label ("pitch") or pattern rule id ("opening.company") it gives
     threshold: float = 0.5
-    min_words: int = 5  # shorter texts (speech-to-text fragments: "What do", "How many people used") are left to the patterns
+    min_words: int = 6  # shorter texts (speech-to-text fragments: "What do", "And we can install next") are left to the patterns
     examples: tuple[TrainingExample, ...] = ()  # the rubric's examples and counterexamples, trained on beside the set
     veto_below: float = 0.0  # a pattern hit of a target stands down where the classifier gives it less (0: never)
 

@@ -79,6 +79,7 @@ class Annotation:
     sentiment: float | None = None  # VADER compound, -1..1, when the rubric judges sentiment
     used_syntax: bool = False  # whether the statistical tagger ran on this utterance
     vetoed: tuple[Hit, ...] = ()  # pattern hits the classifier stood down (`veto_below`), kept for `callqa explain`
+    refused: frozenset[tuple[int, str]] = frozenset()  # (sentence, label or rule id) of pattern hits their constraints refused
 
     @property
     def question_types(self) -> tuple[str | None, ...]:
@@ -368,7 +369,8 @@ class Annotator:
         question_kinds = tuple(_question_kinds(s) for s in sentences)
         # the sentence constraints read hits that met their own: a negated "let me" ("won't let me waive the fee") is no
         # ownership that cancels the deflection beside it
-        spans = [span for span in doc.spans[SPANS_KEY] if self._holds_alone(doc, span, sentences, question_kinds, sentence_of)]
+        every_span = list(doc.spans[SPANS_KEY])
+        spans = [span for span in every_span if self._holds_alone(doc, span, sentences, question_kinds, sentence_of)]
         in_sentence = _labels_at((sentence_of[span.start], span.label_) for span in spans)
         in_clause = _labels_by_clause(doc, spans) if any(self.rules.get(sp.id_, {}).get("unless_in_clause") for sp in spans) else {}
         hits, taken = [], {}
@@ -392,7 +394,10 @@ class Annotator:
         hits = [h for h in hits if not set(self.rules.get(h.rule_id, {}).get("unless_in_turn", ())) & in_turn]
         punct = doc.to_array("IS_PUNCT")  # one array, not a Token object per word (a tenth of the annotation's time)
         sentence_words = tuple(int(s.end - s.start - punct[s.start:s.end].sum()) for s in sentences)
-        return Annotation(tuple(hits), sentence_words, question_kinds, sentiment, used_syntax)
+        kept = {(h.sentence_idx, h.rule_id) for h in hits}
+        refused = frozenset((sentence_of[sp.start], name) for sp in every_span if (sentence_of[sp.start], sp.id_) not in kept
+                            for name in (sp.id_, sp.label_))
+        return Annotation(tuple(hits), sentence_words, question_kinds, sentiment, used_syntax, refused=refused)
 
 
 def _with_model_hits(annotation: Annotation, verdict: Verdict, sentences: Sequence,
@@ -410,6 +415,8 @@ def _with_model_hits(annotation: Annotation, verdict: Verdict, sentences: Sequen
     in_sentence = _labels_at((h.sentence_idx, h.label) for h in kept)
 
     def stands_down(target: str, idx: int) -> bool:
+        if (idx, target) in annotation.refused:  # the rule read these words and its constraints said no ("not what we agreed")
+            return True
         return bool(set(rules.get(_model_rule_id(target), {}).get("unless_in_sentence", ())) & in_sentence.get(idx, set()))
 
     added = tuple(_model_hit(target, p, sentences[idx], idx) for target, (p, idx) in verdict.given.items()
