@@ -403,10 +403,11 @@ class Annotator:
 def _with_model_hits(annotation: Annotation, verdict: Verdict, sentences: Sequence,
                      rules: Mapping[str, Mapping[str, object]]) -> Annotation:
     """The annotation after the classifier's verdict. Pattern hits of a target it denies stand down (it has read the
-    whole wording where a pattern read a few words: "I'll need to check the price first" is no customer action). A
+    whole turn where a pattern read a few words: "Skyline Realty is the landlord" names no company of the agent's). A
     target it gives that no pattern found becomes a hit on the sentence it found it likeliest in, unless a pattern hit
     in that sentence is one its rule stands down for (`unless_in_sentence`: "I can help with that" is ownership, so no
-    deflection)."""
+    deflection), or a pattern of the same target read that sentence and its own constraints refused it ("That's not
+    what we agreed" is a negated recap)."""
     if not verdict.given and not verdict.denied:
         return annotation
     kept = tuple(h for h in annotation.hits if h.label not in verdict.denied and h.rule_id not in verdict.denied)
@@ -415,7 +416,7 @@ def _with_model_hits(annotation: Annotation, verdict: Verdict, sentences: Sequen
     in_sentence = _labels_at((h.sentence_idx, h.label) for h in kept)
 
     def stands_down(target: str, idx: int) -> bool:
-        if (idx, target) in annotation.refused:  # the rule read these words and its constraints said no ("not what we agreed")
+        if (idx, target) in annotation.refused:
             return True
         return bool(set(rules.get(_model_rule_id(target), {}).get("unless_in_sentence", ())) & in_sentence.get(idx, set()))
 
@@ -426,10 +427,10 @@ def _with_model_hits(annotation: Annotation, verdict: Verdict, sentences: Sequen
 
 def _labels_at(placed: Iterable[tuple[int, str]]) -> dict[int, set[str]]:
     """Index (of a sentence or a clause) -> the labels found there, from (index, label) pairs."""
-    by_sentence: dict[int, set[str]] = {}
+    by_place: dict[int, set[str]] = {}
     for idx, label in placed:
-        by_sentence.setdefault(idx, set()).add(label)
-    return by_sentence
+        by_place.setdefault(idx, set()).add(label)
+    return by_place
 
 
 def _clause_of(doc, span) -> int:
