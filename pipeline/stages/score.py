@@ -372,7 +372,8 @@ class Annotator:
         every_span = list(doc.spans[SPANS_KEY])
         spans = [span for span in every_span if self._holds_alone(doc, span, sentences, question_kinds, sentence_of)]
         in_sentence = _labels_at((sentence_of[span.start], span.label_) for span in spans)
-        in_clause = _labels_by_clause(doc, spans) if any(self.rules.get(sp.id_, {}).get("unless_in_clause") for sp in spans) else {}
+        clause_of = _clause_index(doc) if any(self.rules.get(sp.id_, {}).get("unless_in_clause") for sp in spans) else []
+        in_clause = _labels_at((clause_of[span.start], span.label_) for span in spans) if clause_of else {}
         hits, taken = [], {}
         # longest first, so overlapping hits of one rule count once ("I can imagine how" + "how frustrating")
         for span in sorted(spans, key=lambda sp: (sp.start_char, -(sp.end_char - sp.start_char))):
@@ -382,7 +383,7 @@ class Annotator:
                 continue
             if set(rule.get("unless_in_sentence", ())) & in_sentence.get(idx, set()):
                 continue
-            if set(rule.get("unless_in_clause", ())) & in_clause.get(_clause_of(doc, span), set()):
+            if (unless_clause := set(rule.get("unless_in_clause", ()))) and unless_clause & in_clause.get(clause_of[span.start], set()):
                 continue
             ranges = taken.setdefault(span.id_, [])
             if any(span.start_char < end and start < span.end_char for start, end in ranges):
@@ -433,14 +434,14 @@ def _labels_at(placed: Iterable[tuple[int, str]]) -> dict[int, set[str]]:
     return by_place
 
 
-def _clause_of(doc, span) -> int:
-    """The index of the clause a hit starts in: clauses end at sentence ends and at CLAUSE_BREAKS words."""
-    return sum(1 for t in doc[:span.start + 1] if t.is_sent_start) + sum(1 for t in doc[:span.start] if t.lower_ in CLAUSE_BREAKS)
-
-
-def _labels_by_clause(doc, spans) -> dict[int, set[str]]:
-    """Clause index -> the labels found in it."""
-    return _labels_at((_clause_of(doc, span), span.label_) for span in spans)
+def _clause_index(doc) -> list[int]:
+    """Per token, the index of its clause: clauses end at sentence ends and after CLAUSE_BREAKS words."""
+    index, clause, after_break = [], 0, False
+    for token in doc:
+        clause += token.is_sent_start + after_break
+        after_break = token.lower_ in CLAUSE_BREAKS
+        index.append(clause)
+    return index
 
 
 def _model_rule_id(target: str) -> str:
