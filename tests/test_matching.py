@@ -52,7 +52,7 @@ def test_rubric_matcher_finds_what_the_span_ruler_finds(annotator, span_ruler):
     assert len(texts) > 1000
     differing = []
     for doc in annotator.nlp.pipe(texts, disable=["reference"]):  # tagged too, so every attribute is set
-        ours = [(s.start, s.end, s.label_, s.id_) for s in annotator.matcher(doc)]
+        ours = [(s.start, s.end, s.label_, s.id_) for s in annotator.matcher(doc, guards=True)]
         theirs = [(s.start, s.end, s.label_, s.id_) for s in span_ruler(doc).spans["reference"]]
         if ours != theirs:
             differing.append(doc.text)
@@ -78,3 +78,13 @@ def test_a_pattern_keyed_by_a_norm_runs_on_the_contraction(annotator):
         {"label": "ownership", "id": "own.call", "pattern": [{"LOWER": "i"}, {"NORM": "will"}, {"LOWER": "call"}]},
     ])
     assert [s.text for s in matcher(annotator.nlp.make_doc("Okay, I'll call you back."))] == ["I'll call"]
+
+
+def test_guard_tokens_at_a_patterns_edges_are_context_not_evidence(annotator):
+    matcher = RubricMatcher(annotator.nlp, [
+        {"label": "challenges", "id": "c.problems", "pattern": [{"LOWER": {"NOT_IN": ["found", "fixed"]}}, {"LOWER": "problems"}]},
+        {"label": "ownership", "id": "own.send", "pattern": [{"LOWER": "send"}, {"LOWER": "you"}, {"LOWER": {"NOT_IN": ["over"]}}]},
+    ])
+    doc = annotator.nlp.make_doc("What kind of problems? We fixed problems. I'll send you a copy, not send you over.")
+    assert [(s.text, s.id_) for s in matcher(doc)] == [("problems", "c.problems"), ("send you", "own.send")]
+    assert [s.text for s in matcher(doc, guards=True)] == ["of problems", "send you a"]

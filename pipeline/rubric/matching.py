@@ -8,6 +8,10 @@ one), and a group runs only on docs containing one of its words and, for one of 
 least, a word of every other set that pattern requires; patterns with no required word (shapes,
 optional tokens) run on every doc. Phrase patterns go to one PhraseMatcher, which is
 cheap at any size.
+
+A token pattern's first or last token that only names words it must not be (`{"LOWER": {"NOT_IN": [...]}}`)
+is a guard, context rather than evidence: "what kind of problems" matches a pattern that asks the word before
+"problems" not to be "found" or "fixed", and the evidence is "problems", not "of problems".
 """
 
 from __future__ import annotations
@@ -62,6 +66,12 @@ def _check_words(tokenizer, whole: Callable[[str], bool], rule_id: str, pattern:
                         f"cannot match. Fix: drop it, or write it as {len(parts)} tokens or as a phrase pattern")
 
 
+def _guard(token: dict) -> bool:
+    """A token that matches exactly one word, named only by the words it must not be."""
+    return "OP" not in token and len(token) == 1 and any(
+        isinstance(value, Mapping) and set(value) == {"NOT_IN"} for value in token.values())
+
+
 def _required(token: dict) -> bool:
     op = token.get("OP")
     return op in (None, "+") or (op.startswith("{") and not op.startswith(("{0", "{,")))
@@ -91,15 +101,18 @@ class RubricMatcher:
         # per group, each pattern's required word sets as hashes: a group runs only if one of its patterns can match
         self.requirements: dict[int, list[tuple[frozenset[int], ...]]] = {}
         self.keys: dict[int, tuple[str, str]] = {}
+        self.guards: dict[int, tuple[int, int]] = {}  # per token pattern's key: its guard tokens at the start and the end
         whole = functools.cache(lambda word: tokenizes_whole(nlp.tokenizer, word))  # 4,000 words, repeated across patterns
-        for entry in patterns:
-            key = repr((entry["label"], entry.get("id", "")))
-            self.keys[vocab.strings.add(key)] = (entry["label"], entry.get("id", ""))
+        for n, entry in enumerate(patterns):
             pattern = entry["pattern"]
+            key = repr((entry["label"], entry.get("id", ""), None if isinstance(pattern, str) else n))  # one key a token pattern: its guards
+            self.keys[vocab.strings.add(key)] = (entry["label"], entry.get("id", ""))
             if isinstance(pattern, str):
                 self.phrases.add(key, [nlp.make_doc(pattern)])
                 continue
             _check_words(nlp.tokenizer, whole, entry["id"], pattern)
+            if len(pattern) > 1 and (_guard(pattern[0]) or _guard(pattern[-1])):
+                self.guards[vocab.strings[key]] = (int(_guard(pattern[0])), int(_guard(pattern[-1])))
             words = trigger_words(pattern)
             matcher = self.anywhere if words is None else groups.setdefault(words, Matcher(vocab, validate=True))
             matcher.add(key, [pattern])
@@ -110,8 +123,9 @@ class RubricMatcher:
             for word in words:
                 self.by_word.setdefault(vocab.strings.add(word), []).append(matcher)
 
-    def __call__(self, doc: Doc) -> list[Span]:
-        """Every match as a Span with the pattern's label and id, once each, in document order."""
+    def __call__(self, doc: Doc, guards: bool = False) -> list[Span]:
+        """Every match as a Span with the pattern's label and id, once each, in document order; without its guard
+        tokens unless `guards` (then the spans are spaCy's SpanRuler's)."""
         words = set(doc.to_array(["LOWER", "NORM"]).flatten().tolist())
         triggered = {id(m): m for word in words for m in self.by_word.get(word, ())}
         matchers = {key: m for key, m in triggered.items() if self._may_match(key, words)}
@@ -120,11 +134,17 @@ class RubricMatcher:
         for matcher in matchers.values():
             matches.extend(matcher(doc))
         spans = {
-            Span(doc, start, end, label=self.keys[key][0], span_id=self.keys[key][1])
+            Span(doc, *(self._evidence(key, start, end) if not guards else (start, end)), label=self.keys[key][0],
+                 span_id=self.keys[key][1])
             for key, start, end in matches
             if start != end
         }
         return sorted(spans)
+
+    def _evidence(self, key: int, start: int, end: int) -> tuple[int, int]:
+        """A match's tokens without its pattern's guards (all of them where nothing else would be left)."""
+        lead, trail = self.guards.get(key, (0, 0))
+        return (start + lead, end - trail) if end - trail > start + lead else (start, end)
 
     def _may_match(self, group: int, words: set[int]) -> bool:
         """Whether one of the group's patterns has a word of each of its required sets in the doc: most groups
