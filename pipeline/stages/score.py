@@ -171,9 +171,9 @@ def _relative_clause(tokens) -> bool:
 
 
 def _pseudo_cleft(tokens) -> bool:
-    """ "What makes us different is ...", "what's great is ...": a "what"-clause that is the subject of a
-    later "is"/"was" names a thing, it does not ask."""
-    if tokens[0].lower_ != "what" or len(tokens) < 4:
+    """ "What makes us different is ...", "what's great is ...", "who signs first is up to you": a "what"- or
+    "who"-clause that is the subject of a later "is"/"was" (no comma between) names a thing, it does not ask."""
+    if tokens[0].lower_ not in {"what", "who"} or len(tokens) < 4:
         return False
     tokens = [tokens[0], *_after_adverbs(tokens, 1)]  # "what actually happened was ..."
     if len(tokens) < 3 or tokens[1].pos_ != "VERB" and not (tokens[1].lower_ in {"'s", "’s"} and tokens[2].pos_ == "ADJ"):
@@ -182,7 +182,9 @@ def _pseudo_cleft(tokens) -> bool:
         if t.lower_ in CLEFT_BREAKERS:
             return False
         if t.lower_ in {"is", "was"} and t.pos_ == "AUX":
-            return True
+            # "who signs off, is it you" and "who signs off is it you" ask twice ("what's nice is it lasts" does not)
+            inverted = tokens[0].lower_ == "who" and t.i + 1 < len(t.doc) and t.doc[t.i + 1].lower_ in {"it", "he", "she", "they"}
+            return not inverted and not any(w.text in {",", ";"} for w in t.doc[tokens[0].i:t.i])
     return False
 
 

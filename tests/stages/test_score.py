@@ -242,6 +242,10 @@ def test_score_talk_ratio_band_follows_the_team(annotator):
     ("Is it the billing or something else?", {"closed"}),
     ("What changed after the update?", {"open"}),
     ("What makes us different is the support.", set()),
+    # a "who"-clause before "is" names someone; after a comma, or before "is it", it still asks
+    ("Who signs first is up to you two.", set()),
+    ("who signs off is it you", {"open"}),
+    ("what changed with the new address, is it a new zip code too", {"open", "closed"}),
     # transcripts lose the "?": a tag or "or not" at the end still asks; "yes or no", "whether ... or not" do not
     ("The parcel went to your old address, correct", {"closed"}),
     ("Where do you park at night, it's on the street or not", {"open", "closed"}),
