@@ -52,7 +52,7 @@ def test_rubric_matcher_finds_what_the_span_ruler_finds(annotator, span_ruler):
     assert len(texts) > 1000
     differing = []
     for doc in annotator.nlp.pipe(texts, disable=["reference"]):  # tagged too, so every attribute is set
-        ours = [(s.start, s.end, s.label_, s.id_) for s in annotator.matcher(doc, guards=True)]
+        ours = [(s.start, s.end, s.label_, s.id_) for s in annotator.matcher(doc, with_guards=True)]
         theirs = [(s.start, s.end, s.label_, s.id_) for s in span_ruler(doc).spans["reference"]]
         if ours != theirs:
             differing.append(doc.text)
@@ -87,4 +87,4 @@ def test_guard_tokens_at_a_patterns_edges_are_context_not_evidence(annotator):
     ])
     doc = annotator.nlp.make_doc("What kind of problems? We fixed problems. I'll send you a copy, not send you over.")
     assert [(s.text, s.id_) for s in matcher(doc)] == [("problems", "c.problems"), ("send you", "own.send")]
-    assert [s.text for s in matcher(doc, guards=True)] == ["of problems", "send you a"]
+    assert [s.text for s in matcher(doc, with_guards=True)] == ["of problems", "send you a"]

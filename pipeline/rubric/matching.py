@@ -123,9 +123,9 @@ class RubricMatcher:
             for word in words:
                 self.by_word.setdefault(vocab.strings.add(word), []).append(matcher)
 
-    def __call__(self, doc: Doc, guards: bool = False) -> list[Span]:
+    def __call__(self, doc: Doc, with_guards: bool = False) -> list[Span]:
         """Every match as a Span with the pattern's label and id, once each, in document order; without its guard
-        tokens unless `guards` (then the spans are spaCy's SpanRuler's)."""
+        tokens unless `with_guards` (then the spans are spaCy's SpanRuler's)."""
         words = set(doc.to_array(["LOWER", "NORM"]).flatten().tolist())
         triggered = {id(m): m for word in words for m in self.by_word.get(word, ())}
         matchers = {key: m for key, m in triggered.items() if self._may_match(key, words)}
@@ -133,9 +133,9 @@ class RubricMatcher:
         matches = []
         for matcher in matchers.values():
             matches.extend(matcher(doc))
+        edges = (lambda key, start, end: (start, end)) if with_guards else self._evidence
         spans = {
-            Span(doc, *(self._evidence(key, start, end) if not guards else (start, end)), label=self.keys[key][0],
-                 span_id=self.keys[key][1])
+            Span(doc, *edges(key, start, end), label=self.keys[key][0], span_id=self.keys[key][1])
             for key, start, end in matches
             if start != end
         }
