@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,12 @@ class LabelScore:
     tp: int
     fp: int
     fn: int
+
+    @classmethod
+    def of(cls, label: str, split: str, predicted: Iterable[bool], gold: Iterable[bool]) -> LabelScore:
+        """The counts of parallel predictions and gold labels (for scripts that score other predictions than the rubric's)."""
+        pairs = list(zip(predicted, gold, strict=True))
+        return cls(label, split, sum(p and g for p, g in pairs), sum(p and not g for p, g in pairs), sum(g and not p for p, g in pairs))
 
     @property
     def precision(self) -> float:

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from pipeline.rubric_eval import DEVSET, LABELS, TARGETS, evaluate, load_devset, main, predictions
+from pipeline.rubric_eval import DEVSET, LABELS, TARGETS, LabelScore, evaluate, load_devset, main, predictions
 
 sys.path.insert(0, str(DEVSET.parents[2] / "data" / "rubric_devset"))
 from build import INDEPENDENT_TEST_SHARE, TEST_SHARE_BY_AUTHOR, balanced_split  # noqa: E402  (the set's own build script, beside the data)
@@ -74,3 +74,10 @@ def test_source_option_scores_only_the_named_sources(capsys):
     assert capsys.readouterr().out.startswith(f"{n_dev} utterances: {n_dev} dev, 0 test")
     with pytest.raises(SystemExit):
         main(["--source", "nobody"])
+
+
+def test_label_score_of_parallel_predictions_counts_hits_false_hits_and_misses():
+    score = LabelScore.of("pitch", "dev", [True, True, False, False], [True, False, True, False])
+    assert (score.tp, score.fp, score.fn) == (1, 1, 1)
+    assert score.f1 == pytest.approx(0.5)
+    assert LabelScore.of("pitch", "dev", [False], [False]).f1 == 1.0  # nothing to find, nothing found

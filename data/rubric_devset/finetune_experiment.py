@@ -23,14 +23,13 @@ it needs `safetensors` beside torch and tokenizers. About 15-20 minutes a fold o
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.rubric import load_rubric
-from pipeline.rubric_eval import DEVSET, LABELS, fires, predictions
+from pipeline.rubric_eval import LABELS, LabelScore, fires, load_devset, predictions
 from pipeline.stages.score import Annotator
 
 FOLDS = ({"x", "y", "z", "aa"}, {"ad", "ae", "af"})
@@ -149,8 +148,7 @@ def minilm_probabilities(train: list[dict], scored: list[dict], labels: list[str
 
 
 def f1(predicted: np.ndarray, gold: np.ndarray) -> float:
-    tp, wrong = (predicted & gold).sum(), (predicted != gold).sum()
-    return 2 * tp / (2 * tp + wrong) if tp + wrong else 1.0
+    return LabelScore.of("", "dev", predicted.tolist(), gold.tolist()).f1
 
 
 def main() -> None:
@@ -160,7 +158,9 @@ def main() -> None:
     parser.add_argument("--minilm", type=Path, help="folder with all-MiniLM-L6-v2's model.safetensors and tokenizer.json")
     parser.add_argument("--epochs", type=float, default=5)
     args = parser.parse_args()
-    dev = [r for r in map(json.loads, DEVSET.read_text().splitlines()) if r["split"] == "dev"]
+    if args.model == "minilm" and args.minilm is None:
+        parser.error("--model minilm needs --minilm DIR (see the usage above)")
+    dev = [r for r in load_devset() if r["split"] == "dev"]
     earlier = [r for r in dev if author(r) not in SIXTH_WAVE]
     scored = [r for r in dev if any(author(r) in fold for fold in FOLDS)]
     targets = load_rubric().classifier.labels  # the sixteen labels the default rubric's classifier gives

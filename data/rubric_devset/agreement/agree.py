@@ -8,11 +8,10 @@ sample.tsv maps the annotators' row ids (r000...) to the set's ids; annotatorN.t
 
 from __future__ import annotations
 
-import json
 from itertools import combinations
 from pathlib import Path
 
-from pipeline.rubric_eval import DEVSET, LABELS
+from pipeline.rubric_eval import LABELS, LabelScore, load_devset
 
 HERE = Path(__file__).parent
 
@@ -23,13 +22,11 @@ def _labels(path: Path) -> dict[str, set[str]]:
 
 
 def f1(predicted: list[bool], gold: list[bool]) -> float:
-    tp = sum(p and g for p, g in zip(predicted, gold, strict=True))
-    wrong = sum(p != g for p, g in zip(predicted, gold, strict=True))
-    return 2 * tp / (2 * tp + wrong) if tp + wrong else 1.0
+    return LabelScore.of("", "dev", predicted, gold).f1
 
 
 def main() -> None:
-    by_id = {row["id"]: row for row in map(json.loads, DEVSET.read_text().splitlines())}
+    by_id = {row["id"]: row for row in load_devset()}
     sample = [line.split("\t") for line in (HERE / "sample.tsv").read_text().splitlines()[1:]]
     rows = [(key, by_id[set_id]) for key, set_id in sample]
     annotators = [_labels(path) for path in sorted(HERE.glob("annotator*.txt"))]
