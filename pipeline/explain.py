@@ -49,19 +49,26 @@ def explain_text(text: str, rubric: Rubric, annotator: Annotator, role: str = "a
             lines.append(f"  {hit.rule_id:36} on {hit.text!r} stood down: the classifier gives {target} {denied[target]:.2f}, "
                          f"under veto_below {annotator.classifier.config.veto_below}")
     if annotator.classifier is not None:
-        lines += _classifier_lines(text, annotator)
+        lines += _classifier_lines(text, annotator, role)
     return "\n".join(lines)
 
 
-def _classifier_lines(text: str, annotator: Annotator) -> list[str]:
-    """Each classifier label's probability; for those it gives, the n-grams that weighed most."""
+def _classifier_lines(text: str, annotator: Annotator, role: str) -> list[str]:
+    """Each classifier label's probability (with the encoder's and the n-grams' parts where it mixes them); for those
+    it gives, the n-grams that weighed most."""
     classifier = annotator.classifier
     threshold = classifier.config.threshold
     lines = [f"  classifier (a label or rule at probability >= {threshold} in texts of {classifier.config.min_words}+ words; "
              f"a pattern hit of it comes first, unless under {classifier.config.veto_below}):"]
-    for target, p in sorted(classifier.probabilities([text])[0].items(), key=lambda item: -item[1]):
+    parts = {target: "" for target in classifier.targets}
+    if classifier.encoder is not None:
+        share = classifier.config.encoder
+        for target, e, n in zip(classifier.targets, classifier.encoder_matrix([text], [role])[0], classifier.ngram_matrix([text])[0],
+                                strict=True):
+            parts[target] = f" = {share:g} x encoder {e:.2f} + {1 - share:g} x n-grams {n:.2f}"
+    for target, p in sorted(classifier.probabilities([text], [role])[0].items(), key=lambda item: -item[1]):
         strongest = f"; strongest n-grams {classifier.strongest_ngrams(text, target)}" if p >= threshold else ""
-        lines.append(f"    {target:26} {p:.2f}{strongest}")
+        lines.append(f"    {target:26} {p:.2f}{parts[target]}{strongest}")
     return lines
 
 

@@ -38,6 +38,7 @@ from pipeline.records import TABLES, Call, Failure, Finding, Score, Utterance, W
 from pipeline.roles import DEFAULT_ROLE_CUES, RoleClassifier, load_role_cues
 from pipeline.rttm import find_rttm, format_rttm, parse_rttm, speaker_turns
 from pipeline.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from pipeline.rubric.classifier import trained
 from pipeline.stages.ingest import AUDIO_SUFFIXES, content_id, discover, ingest_audio, read_manifest
 from pipeline.stages.redact import Redactor
 from pipeline.stages.score import Annotator, score_call
@@ -374,6 +375,8 @@ def _preflight(options: Options, score: bool, transcribe_audio: bool) -> Keys:
         device, compute_type = resolve_device(options.transcribe.device, options.transcribe.compute_type)
         model = f"{options.transcribe.model} ({device}, {compute_type})"
     rubric = load_rubric(options.rubric) if score else None
+    if rubric is not None and rubric.classifier is not None:
+        trained(rubric.classifier)  # here, once, not in every worker process at the same time (the encoder: minutes, the first time)
     return Keys(
         model=model,
         settings=settings_key(options, model),

@@ -35,9 +35,10 @@ def sample_audio(name: str) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def classifier_cache(tmp_path_factory):
-    """Trained classifiers go to a folder of this session (the CLI's subprocesses inherit it), not ~/.cache."""
-    os.environ["CALLQA_CACHE"] = str(tmp_path_factory.mktemp("classifier_cache"))
+def classifier_cache(request):
+    """Trained classifiers go to .pytest_cache/d/callqa (the CLI's subprocesses inherit it), not ~/.cache: kept between
+    sessions, as the rubric's encoder takes about 11 minutes to fine-tune the first time; `make clean` removes it."""
+    os.environ["CALLQA_CACHE"] = str(request.config.cache.mkdir("callqa"))
 
 
 @pytest.fixture(scope="session")

@@ -89,6 +89,8 @@ ROWS = [{"split": "dev", "text": t, "labels": labels} for t, labels in [
     ('data = "set.jsonl"\nlabels = { pitch = "pitch", upsell = "pitch" }', "classifier.labels"),
     ('data = "set.jsonl"\nlabels = { pitch = "pitch" }\nthreshold = 1.5', "classifier.threshold"),
     ('data = "set.jsonl"\nlabels = { pitch = "pitch" }\nmodel = "bert"', "classifier"),
+    ('data = "set.jsonl"\nlabels = { pitch = "pitch" }\nencoder = 1.5', "classifier.encoder"),
+    ('data = "set.jsonl"\nlabels = { pitch = "pitch" }\nencoder = true', "classifier.encoder"),
 ])
 def test_classifier_table_errors_name_the_place_and_the_fix(tmp_path, table, where):
     with pytest.raises(RubricError, match=rf"rubric.toml: {where}: .*Fix:"):

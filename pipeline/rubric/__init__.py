@@ -264,12 +264,13 @@ def _merged(path: Path, seen: tuple[Path, ...] = ()) -> dict:
 def _classifier(path: Path, raw: object, labels: set[str], rule_ids: set[str], removed: frozenset[str]) -> ClassifierConfig | None:
     """The `[classifier]` table: data = a labelled set (relative to the rubric file), labels = {set label = rubric
     label or pattern rule id}, threshold = probability from which a target is given, veto_below = probability under
-    which its pattern hits stand down, min_words = shortest text it judges."""
+    which its pattern hits stand down, min_words = shortest text it judges, encoder = the fine-tuned encoder's share of
+    each probability (0: n-grams alone)."""
     if raw is None or raw is False:  # `classifier = false`: patterns only, also when the base rubric has one
         return None
     where = "classifier"
-    if not isinstance(raw, dict) or set(raw) - {"data", "labels", "threshold", "veto_below", "min_words"}:
-        raise _fail(path, where, "expects a table with the keys data, labels, threshold, veto_below and min_words only, or false",
+    if not isinstance(raw, dict) or set(raw) - {"data", "labels", "threshold", "veto_below", "min_words", "encoder"}:
+        raise _fail(path, where, "expects a table with the keys data, labels, threshold, veto_below, min_words and encoder only, or false",
                     "see the README's example; write classifier = false for patterns only")
     data = raw.get("data")
     if not isinstance(data, Path) or not data.is_file():
@@ -295,7 +296,12 @@ def _classifier(path: Path, raw: object, labels: set[str], rule_ids: set[str], r
     min_words = raw.get("min_words", ClassifierConfig.min_words)
     if not isinstance(min_words, int) or isinstance(min_words, bool) or min_words < 1:
         raise _fail(path, f"{where}.min_words", f"{min_words!r} is not a positive whole number of words", "write e.g. min_words = 4")
-    return ClassifierConfig(data=data, labels=mapping, threshold=float(threshold), min_words=min_words, veto_below=float(veto_below))
+    encoder = raw.get("encoder", 0.0)
+    if not isinstance(encoder, int | float) or isinstance(encoder, bool) or not 0 <= encoder <= 1:
+        raise _fail(path, f"{where}.encoder", f"{encoder!r} is not a share between 0 and 1",
+                    "write e.g. encoder = 0.7 (the fine-tuned encoder's share; the n-grams' is the rest), or 0 for n-grams alone")
+    return ClassifierConfig(data=data, labels=mapping, threshold=float(threshold), min_words=min_words, veto_below=float(veto_below),
+                            encoder=float(encoder))
 
 
 def _classifier_examples(criteria: tuple[Criterion, ...], targets: set[str]) -> tuple[TrainingExample, ...]:

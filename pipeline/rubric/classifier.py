@@ -10,6 +10,9 @@ hit on its likeliest sentence: `<label>.classifier`, which criteria read like an
 label, or, where the rubric names a pattern rule id as the target, a hit of that rule (criteria
 that read one rule, such as next steps' elements, then count it). The evidence is the sentence,
 its probability and the n-grams that weighed most for it (`callqa explain`).
+
+With `encoder` above 0 each probability mixes in that share of a fine-tuned sentence encoder's (encoder.py), which
+reads the behaviour where the n-grams read wording.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import json
 import os
 import pickle
 import re
+import sys
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -54,6 +59,7 @@ class ClassifierConfig:
     min_words: int = 6  # shorter texts (speech-to-text fragments: "What do", "And we can install next") are left to the patterns
     examples: tuple[TrainingExample, ...] = ()  # the rubric's examples and counterexamples, trained on beside the set
     veto_below: float = 0.0  # a pattern hit of a target stands down where the classifier gives it less (0: never)
+    encoder: float = 0.0  # the fine-tuned encoder's share of each probability, the n-grams' the rest (0: n-grams alone)
 
 
 @dataclass(frozen=True)
@@ -101,19 +107,33 @@ class LabelClassifier:
         # label (whose fixed cost was half the classifier's time: 6.8 -> 3.4 ms for a call of 40 utterances)
         self.weights = np.stack(columns, axis=1)
         self.biases = np.array(biases)
+        self.encoder = None  # an EncoderClassifier, attached by `trained` (kept out of the pickle: it has its own cache)
 
     def _features(self, texts: Sequence[str]):
         import scipy.sparse
 
         return scipy.sparse.hstack([v.transform(texts) for v in self.vectorizers], format="csr")
 
-    def probability_matrix(self, texts: Sequence[str]) -> np.ndarray:
-        """Texts x targets (in the order of `targets`): the logistic regressions' probabilities."""
+    def probability_matrix(self, texts: Sequence[str], roles: Sequence[str | None] | None = None) -> np.ndarray:
+        """Texts x targets (in the order of `targets`): the logistic regressions' probabilities, mixed with the
+        encoder's where the rubric has one (its share: `encoder`)."""
+        ngrams = self.ngram_matrix(texts)
+        if self.encoder is None:
+            return ngrams
+        share = self.config.encoder
+        return (1 - share) * ngrams + share * self.encoder_matrix(texts, roles)
+
+    def ngram_matrix(self, texts: Sequence[str]) -> np.ndarray:
         return 1 / (1 + np.exp(-(self._features(texts) @ self.weights + self.biases)))
 
-    def probabilities(self, texts: Sequence[str]) -> list[dict[str, float]]:
+    def encoder_matrix(self, texts: Sequence[str], roles: Sequence[str | None] | None = None) -> np.ndarray:
+        """The encoder's probabilities of the targets (it learnt the set's labels: the columns the rubric maps)."""
+        columns = [self.encoder.labels.index(label) for label in self.config.labels]
+        return self.encoder.probability_matrix(texts, roles)[:, columns]
+
+    def probabilities(self, texts: Sequence[str], roles: Sequence[str | None] | None = None) -> list[dict[str, float]]:
         """Per text, each target's probability."""
-        return [dict(zip(self.targets, map(float, row), strict=True)) for row in self.probability_matrix(texts)]
+        return [dict(zip(self.targets, map(float, row), strict=True)) for row in self.probability_matrix(texts, roles)]
 
     def decide(self, texts: Sequence[str], sentences: Sequence[Sequence[str]],
                roles: Sequence[str] | None = None) -> list[Verdict]:
@@ -128,7 +148,8 @@ class LabelClassifier:
         if not judged:
             return verdicts
         parts = [[texts[i], *(sentences[i] if len(sentences[i]) > 1 else ())] for i in judged]
-        flat = self.probability_matrix([part for text_parts in parts for part in text_parts])
+        part_roles = None if roles is None else [roles[i] for i, text_parts in zip(judged, parts, strict=True) for _ in text_parts]
+        flat = self.probability_matrix([part for text_parts in parts for part in text_parts], part_roles)
         at = 0
         for i, text_parts in zip(judged, parts, strict=True):
             whole, by_sentence = flat[at], flat[at + 1:at + len(text_parts)] if len(text_parts) > 1 else flat[at:at + 1]
@@ -174,7 +195,8 @@ def cache_dir() -> Path:
 def trained(config: ClassifierConfig) -> LabelClassifier:
     """The classifier for `config`, from the cache when the same data, labels, trainer and scikit-learn trained it
     before (training takes seconds; a run, an `explain` and every worker process would pay them), else trained now
-    and cached. The cache is only a shortcut: an unreadable or unwritable one means training every time."""
+    and cached. The cache is only a shortcut: an unreadable or unwritable one means training every time. The encoder,
+    where the rubric mixes one in, comes from its own cache the same way (fine-tuned the first time: minutes)."""
     # this module's source too: a changed trainer (a new attribute, other features) must not load an old model
     examples = [(e.text, sorted(e.positive), sorted(e.negative)) for e in config.examples]  # sets print in any order
     key = hashlib.sha256(repr((config.data.read_bytes(), sorted(config.labels.items()), examples, Path(__file__).read_bytes(),
@@ -184,12 +206,33 @@ def trained(config: ClassifierConfig) -> LabelClassifier:
         classifier = pickle.loads(path.read_bytes())  # written by this function only, in the user's own cache folder
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
         classifier = LabelClassifier(config)
-        _write_atomically(path, pickle.dumps(classifier))
+        write_atomically(path, pickle.dumps(classifier))
     classifier.config = config  # threshold and min_words do not change the training: the newest settings apply
+    classifier.encoder = _fine_tuned_encoder(config) if config.encoder else None
     return classifier
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def _fine_tuned_encoder(config: ClassifierConfig):
+    """The encoder for `config`'s set and examples; while it is fine-tuned (the first time only), a line on stderr at
+    every tenth of the way (plain lines: the CLI's own progress bar may be on screen, and cron logs keep them)."""
+    from pipeline.rubric.encoder import fine_tuned
+
+    set_label = {target: label for label, target in config.labels.items()}
+    examples = [(e.text, frozenset(set_label[t] for t in e.positive if t in set_label), frozenset(set_label[t] for t in e.negative if t in set_label))
+                for e in _with_counterexample_sentences(config.examples)]
+    started, shown = time.monotonic(), set()
+
+    def report(done: int, total: int) -> None:
+        if (tenth := 10 * done // total) not in shown:
+            shown.add(tenth)
+            left = f"about {(time.monotonic() - started) / done * (total - done) / 60:.0f} min left" if tenth else f"{total} steps"
+            print(f"callqa: fine-tuning the rubric's encoder on {config.data.name} and the rubric's examples (once; kept in "
+                  f"{cache_dir()}): {10 * tenth}%, {left}", file=sys.stderr, flush=True)
+
+    return fine_tuned(config.data, cache_dir(), report, examples)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
     """Best effort: a cache that cannot be written only means training again next time."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
