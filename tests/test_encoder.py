@@ -66,14 +66,14 @@ def test_batches_hold_every_row_once_an_epoch_with_like_lengths_together():
     assert spread < 0.3 * np.ptp(lengths)  # sorted within windows: a batch pads to little more than its shortest row
 
 
-def test_examples_teach_only_their_labels_in_the_role_that_carries_them():
+def test_examples_teach_only_their_labels_in_the_role_that_carries_them_and_counterexamples_weigh_more():
     rows = [{"text": "t", "role": "customer", "labels": ["escalation_request"]}, {"text": "u", "role": "agent", "labels": ["pitch"]},
             {"text": "v", "role": "customer", "labels": ["pitch"]}]
     examples = [("I want your manager.", frozenset({"escalation_request"}), frozenset()),
                 ("We also sell routers.", frozenset(), frozenset({"pitch"})), ("Unrelated.", frozenset(), frozenset())]
     assert _example_rows(rows, examples) == [
         {"text": "I want your manager.", "labels": ["escalation_request"], "weights": {"escalation_request": 3.0}, "role": "customer"},
-        {"text": "We also sell routers.", "labels": [], "weights": {"pitch": 3.0}, "role": "agent"},
+        {"text": "We also sell routers.", "labels": [], "weights": {"pitch": 10.0}, "role": "agent"},
     ]
 
 

@@ -217,9 +217,6 @@ def _fine_tuned_encoder(config: ClassifierConfig):
     every tenth of the way (plain lines: the CLI's own progress bar may be on screen, and cron logs keep them)."""
     from pipeline.rubric.encoder import fine_tuned
 
-    set_label = {target: label for label, target in config.labels.items()}
-    examples = [(e.text, frozenset(set_label[t] for t in e.positive if t in set_label), frozenset(set_label[t] for t in e.negative if t in set_label))
-                for e in _with_counterexample_sentences(config.examples)]
     started, shown = time.monotonic(), set()
 
     def report(done: int, total: int) -> None:
@@ -229,7 +226,14 @@ def _fine_tuned_encoder(config: ClassifierConfig):
             print(f"callqa: fine-tuning the rubric's encoder on {config.data.name} and the rubric's examples (once; kept in "
                   f"{cache_dir()}): {10 * tenth}%, {left}", file=sys.stderr, flush=True)
 
-    return fine_tuned(config.data, cache_dir(), report, examples)
+    return fine_tuned(config.data, cache_dir(), report, encoder_examples(config))
+
+
+def encoder_examples(config: ClassifierConfig) -> list[tuple[str, frozenset[str], frozenset[str]]]:
+    """The rubric's examples in the set's labels, as the encoder learns them: text, labels it has, labels it has not."""
+    set_label = {target: label for label, target in config.labels.items()}
+    return [(e.text, frozenset(set_label[t] for t in e.positive if t in set_label), frozenset(set_label[t] for t in e.negative if t in set_label))
+            for e in _with_counterexample_sentences(config.examples)]
 
 
 def write_atomically(path: Path, data: bytes) -> None:
