@@ -27,7 +27,7 @@ import numpy as np
 
 from pipeline.rubric import encoder, load_rubric
 from pipeline.rubric.classifier import encoder_examples
-from pipeline.rubric.encoder import set_labels, tuned
+from pipeline.rubric.encoder import _example_rows, set_labels, tuned
 from pipeline.rubric_eval import LABELS, LabelScore, fires, load_devset, predictions
 from pipeline.stages.score import Annotator
 
@@ -63,10 +63,11 @@ def minilm_probabilities(train: list[dict], scored: list[dict], labels: list[str
     """The shipped encoder's fine-tuning (pipeline/rubric/encoder.py: every label of the rows at once) on `train` and
     `examples`, its probabilities of `labels` on `scored`."""
     model = tuned(train, set_labels(train), examples=examples)
-    counter = [(text, label) for text, _, has_not in examples for label in has_not]
-    if counter:  # the counterexamples the encoder still gives (the classifier's threshold is 0.7; share 0.7 fires from 0.9 or so)
-        p = model.probability_matrix([t for t, _ in counter], ["customer" if label == "escalation_request" else "agent" for _, label in counter])
-        given = sorted(((p[i, model.labels.index(label)], label, text) for i, (text, label) in enumerate(counter)), reverse=True)
+    # the counterexamples the encoder still gives, each in the role it was trained in (share 0.7 fires from about 0.9)
+    counter = [(row["text"], label, row["role"]) for row in _example_rows(train, examples) for label in row["weights"] if label not in row["labels"]]
+    if counter:
+        p = model.probability_matrix([text for text, _, _ in counter], [role for _, _, role in counter])
+        given = sorted(((p[i, model.labels.index(label)], label, text) for i, (text, label, _) in enumerate(counter)), reverse=True)
         print(f"counterexamples from 0.8: {sum(q >= .8 for q, _, _ in given)} of {len(given)};", given[:5], flush=True)
     columns = [model.labels.index(label) for label in labels]
     return model.probability_matrix([r["text"] for r in scored], [r["role"] for r in scored])[:, columns]
