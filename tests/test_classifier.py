@@ -21,8 +21,9 @@ from pipeline.stages.score import Annotation, Annotator, Hit, _with_model_hits, 
 from tests.stages.test_score import conversation
 
 EXAMPLE = DEFAULT_RUBRIC
-# not in the set, and no pitch pattern fires on it
-UNPATTERNED_PITCH = "Honestly our clinics get a lot out of the scheduling piece, it pretty much runs itself."
+# not in the set, and no pitch pattern fires on it. (It was "Honestly our clinics get a lot out of the scheduling piece,
+# it pretty much runs itself.", which a customer could say of their own clinics: 0.68 after the set's eighth wave.)
+UNPATTERNED_PITCH = "Our app sends the reminders for you, so your staff never has to chase anyone."
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +209,8 @@ def test_a_model_hit_stands_down_where_its_rules_unless_in_sentence_fired(modell
         load_rubric(mine)
 
 
-# "Skyline Realty" is a name, but the landlord's: the company pattern fires, the classifier reads the whole turn
+# "Skyline Realty" is a name, but the landlord's: the company pattern fires, the classifier reads the whole turn. One
+# of the default rubric's counterexamples, so that the test is of the veto, not of how one fine-tuning generalizes
 LANDLORD = "Skyline Realty is the landlord, they manage the building for us."
 
 
