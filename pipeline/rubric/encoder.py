@@ -192,10 +192,11 @@ def fine_tuned(data: Path, cache: Path, progress=None, examples: Sequence[Exampl
     settings and torch tuned it before, else tuned now (minutes; `progress(done, total)` after each step) and kept."""
     import torch
 
-    rows = [row for line in data.read_text().splitlines() if line.strip() and (row := json.loads(line)).get("split") == "dev"]
+    content = data.read_bytes()
+    rows = [row for line in content.decode().splitlines() if line.strip() and (row := json.loads(line)).get("split") == "dev"]
     labels = set_labels(rows)
     listed = sorted((text, sorted(has), sorted(has_not)) for text, has, has_not in examples)  # sets print in any order
-    key = hashlib.sha256(repr((data.read_bytes(), listed, sorted(TRAINING.items()), WEIGHTS_SHA256, torch.__version__)).encode()).hexdigest()[:24]
+    key = hashlib.sha256(repr((content, listed, sorted(TRAINING.items()), WEIGHTS_SHA256, torch.__version__)).encode()).hexdigest()[:24]
     weights_file, store = cache / f"encoder-{key}.pt", cache / f"encoder-{key}.sqlite"
     try:
         net = network(len(labels))
