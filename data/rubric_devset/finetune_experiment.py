@@ -4,8 +4,8 @@ The setup of the sixth wave's threshold choice (README, "Sixth wave"): the dev r
 (x, y, z, aa | ad, ae, af); a model trains on the earlier authors' dev rows and one fold, and scores the other fold's
 rows; its probabilities are combined with the hits of a rubric whose patterns those rows did not shape. Prints macro
 F1 over the 24 labels for each combination ("v.1/.7": a pattern hit stands unless the model gives its label under
-0.1, and the model gives a label from 0.7, as the default rubric does). Both models judge whole turns and train on
-the set's rows alone; the shipped classifier also judges each sentence and trains on the rubric's examples too.
+0.1, and the model gives a label from 0.7, as the default rubric does). Both models judge whole turns and each of their
+sentences (the highest counts), as the shipped classifier does (until December 7 the experiment judged whole turns only).
 
 usage, from the repository root:
     python data/rubric_devset/finetune_experiment.py --patterns old.toml --model ngram|minilm|mix
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.rubric import encoder, load_rubric
-from pipeline.rubric.classifier import encoder_examples
+from pipeline.rubric.classifier import SENTENCE_END, encoder_examples
 from pipeline.rubric.encoder import _example_rows, set_labels, tuned
 from pipeline.rubric_eval import LABELS, LabelScore, fires, load_devset, predictions
 from pipeline.stages.score import Annotator
@@ -73,6 +73,16 @@ def minilm_probabilities(train: list[dict], scored: list[dict], labels: list[str
     return model.probability_matrix([r["text"] for r in scored], [r["role"] for r in scored])[:, columns]
 
 
+def highest_of_parts(p: np.ndarray, n_sentences: list[int]) -> np.ndarray:
+    """p's first rows are whole turns, then the sentences of each turn of several, in order: per turn, the highest."""
+    best, at = p[:len(n_sentences)].copy(), len(n_sentences)
+    for i, n in enumerate(n_sentences):
+        if n > 1:
+            best[i] = np.maximum(best[i], p[at:at + n].max(axis=0))
+            at += n
+    return best
+
+
 def f1(predicted: np.ndarray, gold: np.ndarray) -> float:
     return LabelScore.of("", "dev", predicted.tolist(), gold.tolist()).f1
 
@@ -96,18 +106,27 @@ def main() -> None:
     examples = encoder_examples(config) if args.examples else ()
     models = {"ngram": ngram_probabilities, "minilm": lambda train, scored, labels: minilm_probabilities(train, scored, labels, examples)}
     runs = [args.model] if args.model in models else list(models)
-    probability = {name: np.full((len(scored), len(labels)), np.nan) for name in runs}
+    names = [*runs, "mix"] if args.model == "mix" else runs
+    probability = {name: np.full((len(scored), len(labels)), np.nan) for run in names for name in (run, f"{run}_whole")}
     for k, fold in enumerate(FOLDS):
         train = earlier + [r for r in dev if author(r) in FOLDS[1 - k]]
         rows = [i for i, r in enumerate(scored) if author(r) in fold]
         carriers = {label: {r["role"] for r in train if label in r["labels"]} for label in labels}
-        for name in runs:
-            probability[name][rows] = models[name](train, [scored[i] for i in rows], labels)
-            for j, label in enumerate(labels):  # as the classifier: short turns, and roles that never carried a label, unjudged
-                unjudged = [i for i in rows if scored[i]["role"] not in carriers[label] or len(scored[i]["text"].split()) < MIN_WORDS]
-                probability[name][unjudged, j] = np.nan
-    if args.model == "mix":
-        probability["mix"] = config.encoder * probability["minilm"] + (1 - config.encoder) * probability["ngram"]
+        # as the shipped classifier (classifier.decide): a turn's probability is the highest of the whole turn's and
+        # each of its sentences' (the blend mixed per text first); "_whole" keeps the whole turn's alone
+        sentences = [SENTENCE_END.split(scored[i]["text"]) for i in rows]
+        parts = [scored[i] for i in rows] + [{"text": s, "role": scored[i]["role"]}
+                                             for i, split in zip(rows, sentences, strict=True) if len(split) > 1 for s in split]
+        by_part = {name: models[name](train, parts, labels) for name in runs}
+        if args.model == "mix":
+            by_part["mix"] = config.encoder * by_part["minilm"] + (1 - config.encoder) * by_part["ngram"]
+        for name, p in by_part.items():
+            probability[f"{name}_whole"][rows] = p[:len(rows)]
+            probability[name][rows] = highest_of_parts(p, [len(split) for split in sentences])
+        for j, label in enumerate(labels):  # as the classifier: short turns, and roles that never carried a label, unjudged
+            unjudged = [i for i in rows if scored[i]["role"] not in carriers[label] or len(scored[i]["text"].split()) < MIN_WORDS]
+            for p in probability.values():
+                p[unjudged, j] = np.nan
     if args.save:
         np.savez(args.save, ids=[r["id"] for r in scored], labels=labels, **probability)
     annotations = predictions(scored, Annotator(load_rubric(args.patterns)))
