@@ -116,9 +116,8 @@ def evaluate(rows: list[dict], annotations: list[Annotation], split: str) -> tup
     return scores, errors
 
 
-def table(dev: list[LabelScore], test: list[LabelScore] | None) -> str:
-    """Per-label scores side by side; `test` None prints the dev split alone (while tuning)."""
-    columns = {"dev": dev} if test is None else {"dev": dev, "test": test}
+def table(columns: dict[str, list[LabelScore]]) -> str:
+    """Per-label scores of each split side by side (the splits scored: dev alone while tuning, none without rows)."""
     lines = [f"{'label':22} | " + " | ".join(f"{name + ' P':>6} {'R':>5} {'F1':>5} {'n':>3}" for name in columns)]
     for label_scores in zip(*columns.values(), strict=True):
         mark = lambda s: " " if s.meets_targets else "*"  # noqa: E731
@@ -151,14 +150,17 @@ def main(argv: list[str] | None = None) -> int:
     annotations = predictions(rows, Annotator(load_rubric(args.rubric)))
     dev, dev_errors = evaluate(rows, annotations, "dev")
     test = None if args.dev_only else evaluate(rows, annotations, "test")[0]
-    print(f"{len(rows)} utterances: {sum(r['split'] == 'dev' for r in rows)} dev, {sum(r['split'] == 'test' for r in rows)} test")
-    print(table(dev, test))
+    counts = {split: sum(r["split"] == split for r in rows) for split in ("dev", "test")}
+    print(f"{len(rows)} utterances: {counts['dev']} dev, {counts['test']} test")
+    # a split without rows (--source of a test-only author) is left out: its F1 of 1.00 would mean nothing
+    columns = {split: scores for split, scores in (("dev", dev), ("test", test)) if scores is not None and counts[split]}
+    print(table(columns))
     if args.errors:
         for label, kind, row in sorted(dev_errors, key=lambda e: e[0]):
             print(f"{label:22} {kind} [{row['role']}] {row['text']}")
     if args.json:
         payload = [{"label": s.label, "split": s.split, "precision": round(s.precision, 3), "recall": round(s.recall, 3),
-                    "f1": round(s.f1, 3), "tp": s.tp, "fp": s.fp, "fn": s.fn} for s in dev + (test or [])]
+                    "f1": round(s.f1, 3), "tp": s.tp, "fp": s.fp, "fn": s.fn} for scores in columns.values() for s in scores]
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2))
     return 0

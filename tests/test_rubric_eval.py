@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -74,6 +75,17 @@ def test_source_option_scores_only_the_named_sources(capsys):
     assert capsys.readouterr().out.startswith(f"{n_dev} utterances: {n_dev} dev, 0 test")
     with pytest.raises(SystemExit):
         main(["--source", "nobody"])
+
+
+def test_a_split_without_rows_gets_no_column_rather_than_perfect_scores(capsys, tmp_path):
+    rows = [r for r in load_devset() if r["source"] == "lead"][:40]
+    test_only = tmp_path / "test_only.jsonl"
+    test_only.write_text("".join(json.dumps({**r, "split": "test"}) + "\n" for r in rows))
+    assert main(["--devset", str(test_only), "--json", str(tmp_path / "scores.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("40 utterances: 0 dev, 40 test")
+    assert "test: macro F1" in out and "dev: macro F1" not in out and "dev P" not in out
+    assert {s["split"] for s in json.loads((tmp_path / "scores.json").read_text())} == {"test"}
 
 
 def test_label_score_of_parallel_predictions_counts_hits_false_hits_and_misses():
