@@ -142,11 +142,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the rows of this source (lead, independent-a, ...; see the set's README); repeat for several")
     parser.add_argument("--json", type=Path, default=None, help="also write the scores as JSON")
     args = parser.parse_args(argv)
-    rows = [r for r in load_devset(args.devset) if args.source is None or r.get("source") in args.source]
+    rows = [r for r in load_devset(args.devset) if (args.source is None or r.get("source") in args.source)
+            and not (args.dev_only and r["split"] != "dev")]
     if not rows:
-        parser.error(f"no rows from sources {args.source} in {args.devset}")
-    if args.dev_only:
-        rows = [r for r in rows if r["split"] == "dev"]
+        parser.error(f"no {'dev ' if args.dev_only else ''}rows from sources {args.source or 'all'} in {args.devset}")
     annotations = predictions(rows, Annotator(load_rubric(args.rubric)))
     dev, dev_errors = evaluate(rows, annotations, "dev")
     test = None if args.dev_only else evaluate(rows, annotations, "test")[0]

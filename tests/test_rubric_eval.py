@@ -86,6 +86,8 @@ def test_a_split_without_rows_gets_no_column_rather_than_perfect_scores(capsys, 
     assert out.startswith("40 utterances: 0 dev, 40 test")
     assert "test: macro F1" in out and "dev: macro F1" not in out and "dev P" not in out
     assert {s["split"] for s in json.loads((tmp_path / "scores.json").read_text())} == {"test"}
+    with pytest.raises(SystemExit):  # nothing to score: an error, not an empty table
+        main(["--devset", str(test_only), "--dev-only"])
 
 
 def test_label_score_of_parallel_predictions_counts_hits_false_hits_and_misses():
