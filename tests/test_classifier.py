@@ -164,6 +164,9 @@ def test_a_trained_classifier_is_cached_and_a_broken_cache_only_means_training(t
     with monkeypatch.context() as m:
         m.setattr(LabelClassifier, "__init__", lambda *_: pytest.fail("trained again although it was cached"))
         again = trained(dataclasses.replace(config, threshold=0.9))
+        with config.data.open("a") as f:  # a test row is not trained on: the cached model stands
+            f.write(json.dumps({"split": "test", "text": "we also sell routers", "labels": ["pitch"]}) + "\n")
+        assert trained(config).probabilities(["okay"]) == first.probabilities(["okay"])
     assert again.config.threshold == 0.9  # threshold and min_words come from the rubric, not the cache
     assert again.probabilities(["our plan includes free texts"]) == first.probabilities(["our plan includes free texts"])
     cached.write_bytes(b"half a pickle")

