@@ -152,6 +152,6 @@ def test_each_seed_is_kept_on_its_own_and_only_a_missing_one_or_new_dev_rows_tun
     encoder.fine_tuned(data, cache, lambda done, total: totals.append(total))
     assert totals == [] and len(list(cache.glob("encoder-*.pt"))) == 2
     with data.open("a") as f:  # a new dev row: both networks tuned again, under new keys
-        f.write(json.dumps({"text": "Would you like to hear about our bundles?", "role": "agent", "labels": ["question_closed"], "split": "dev"}) + "\n")
+        f.write(json.dumps({"text": "Shall I add the bundle?", "role": "agent", "labels": ["question_closed"], "split": "dev"}) + "\n")
     encoder.fine_tuned(data, cache, lambda done, total: totals.append(total))
     assert set(totals) == {10} and len(list(cache.glob("encoder-*.pt"))) == 4

@@ -7,7 +7,7 @@ set's `dev` rows and the rubric's examples (5 epochs, twice from different seeds
 14 minutes a seed on 2 CPU cores, reported on stderr), and is kept in the cache folder. Chosen out of fold in
 data/rubric_devset/finetune_experiment.py.
 
-Inference is plain torch, about 200 short texts a second on 2 cores (both networks); probabilities are kept in a SQLite file beside
+Inference is plain torch, about 240 short texts a second on 2 cores (both networks); probabilities are kept in a SQLite file beside
 the weights, keyed by role and text, so re-scoring stored transcripts after a rubric edit does not run it again.
 """
 
@@ -207,13 +207,11 @@ def fine_tuned(data: Path, cache: Path, progress=None, examples: Sequence[Exampl
     keys = {seed: hashlib.sha256(repr((rows, listed, sorted((TRAINING | {"seed": seed}).items()), WEIGHTS_SHA256,
                                        torch.__version__)).encode()).hexdigest()[:24] for seed in SEEDS}
     nets = {seed: net for seed, key in keys.items() if (net := _cached_network(cache / f"encoder-{key}.pt", len(labels)))}
-    untuned = [seed for seed in SEEDS if seed not in nets]
-    for k, seed in enumerate(untuned):
-        step = progress and (lambda done, total, k=k: progress(k * total + done, len(untuned) * total))
-        nets[seed] = _tuned_network(rows, labels, seed, step, examples)
+    for seed, net in _tuned_networks(rows, labels, [seed for seed in SEEDS if seed not in nets], progress, examples):
+        nets[seed] = net
         buffer = io.BytesIO()
-        torch.save(nets[seed].state_dict(), buffer)
-        write_atomically(cache / f"encoder-{keys[seed]}.pt", buffer.getvalue())
+        torch.save(net.state_dict(), buffer)
+        write_atomically(cache / f"encoder-{keys[seed]}.pt", buffer.getvalue())  # each as it is done: a killed run keeps it
     store = cache / f"encoder-{hashlib.sha256(repr(sorted(keys.items())).encode()).hexdigest()[:24]}.sqlite"
     return EncoderClassifier([nets[seed] for seed in SEEDS], _tokenizer(), labels, store)
 
@@ -233,11 +231,14 @@ def tuned(rows: Sequence[dict], labels: Sequence[str], progress=None, store: Pat
           examples: Sequence[Example] = (), seeds: Sequence[int] = SEEDS) -> EncoderClassifier:
     """all-MiniLM-L6-v2 fine-tuned on `rows` (dicts with text, role and labels) and `examples` to give `labels`, once
     from each seed."""
-    nets = []
+    return EncoderClassifier([net for _, net in _tuned_networks(rows, labels, seeds, progress, examples)], _tokenizer(), labels, store)
+
+
+def _tuned_networks(rows: Sequence[dict], labels: Sequence[str], seeds: Sequence[int], progress=None, examples: Sequence[Example] = ()):
+    """(seed, network) for each seed as it is tuned; `progress(done, total)` counts the steps of all of them."""
     for k, seed in enumerate(seeds):
         step = progress and (lambda done, total, k=k: progress(k * total + done, len(seeds) * total))
-        nets.append(_tuned_network(rows, labels, seed, step, examples))
-    return EncoderClassifier(nets, _tokenizer(), labels, store)
+        yield seed, _tuned_network(rows, labels, seed, step, examples)
 
 
 def _tuned_network(rows: Sequence[dict], labels: Sequence[str], seed: int, progress=None, examples: Sequence[Example] = ()):
