@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.errors import ModelError
 from pipeline.rubric import encoder
+from pipeline.rubric.classifier import dev_rows
 from pipeline.rubric.encoder import EncoderClassifier, _batches, _example_rows, _package_file, _tokenizer, network, pretrained_state
 
 
@@ -136,12 +137,12 @@ def test_each_seed_is_kept_on_its_own_and_only_a_missing_one_or_new_dev_rows_tun
             ("What happened after the update?", ["question_open"]), ("Okay.", [])]
     data.write_text("".join(json.dumps({"text": text, "role": "agent", "labels": labels, "split": "dev"}) + "\n" for text, labels in rows))
     totals = []
-    first = encoder.fine_tuned(data, cache, lambda done, total: totals.append(total))
+    first = encoder.fine_tuned(dev_rows(data), cache, lambda done, total: totals.append(total))
     weights = sorted(cache.glob("encoder-*.pt"))
     assert len(weights) == 2 and set(totals) == {10}  # one batch an epoch, five epochs, two seeds
     weights[1].unlink()
     totals.clear()
-    again = encoder.fine_tuned(data, cache, lambda done, total: totals.append(total))
+    again = encoder.fine_tuned(dev_rows(data), cache, lambda done, total: totals.append(total))
     assert set(totals) == {5} and len(list(cache.glob("encoder-*.pt"))) == 2
     first.store = again.store = None  # compare the networks, not the stored probabilities
     texts = [text for text, _ in rows]
@@ -149,9 +150,9 @@ def test_each_seed_is_kept_on_its_own_and_only_a_missing_one_or_new_dev_rows_tun
     with data.open("a") as f:  # test rows are not trained on: the same networks, from the cache
         f.write(json.dumps({"text": "We also sell routers.", "role": "agent", "labels": ["pitch"], "split": "test"}) + "\n")
     totals.clear()
-    encoder.fine_tuned(data, cache, lambda done, total: totals.append(total))
+    encoder.fine_tuned(dev_rows(data), cache, lambda done, total: totals.append(total))
     assert totals == [] and len(list(cache.glob("encoder-*.pt"))) == 2
     with data.open("a") as f:  # a new dev row: both networks tuned again, under new keys
         f.write(json.dumps({"text": "Shall I add the bundle?", "role": "agent", "labels": ["question_closed"], "split": "dev"}) + "\n")
-    encoder.fine_tuned(data, cache, lambda done, total: totals.append(total))
+    encoder.fine_tuned(dev_rows(data), cache, lambda done, total: totals.append(total))
     assert set(totals) == {10} and len(list(cache.glob("encoder-*.pt"))) == 4

